@@ -1,0 +1,186 @@
+"""Commands of ``hdf`` beyond Lightning's fit/validate/test/predict: ``data``, ``cv`` and ``cost``.
+
+Each ``*_main(argv) -> int`` parses its own arguments with jsonargparse and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonargparse import ArgumentParser
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+
+def config_section(config: str | Path | None, section: str) -> dict[str, Any] | None:
+    """The ``section`` (e.g. ``data``) of a fit-style YAML config, or None."""
+    if config is None:
+        return None
+    path = Path(config)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    content = yaml.safe_load(path.read_text()) or {}
+    value = content.get(section)
+    return value if isinstance(value, dict) else None
+
+
+def build_datamodule(config: str | None, overrides: Sequence[str]) -> Any:
+    """Instantiate the DataModule of a config (its ``data`` section) plus ``--data.*`` overrides."""
+    from pytorch_lightning import LightningDataModule
+
+    parser = ArgumentParser(prog="hdf data", exit_on_error=False)
+    parser.add_subclass_arguments(LightningDataModule, "data", required=True)
+    args: list[str] = []
+    section = config_section(config, "data")
+    if section is not None:
+        args += ["--data", json.dumps(section)]
+    args += list(overrides)
+    cfg = parser.parse_args(args)
+    init = parser.instantiate_classes(cfg)
+    return init.data
+
+
+def split_data_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split ``--data.x V`` / ``--data.x=V`` arguments (DataModule overrides) from the rest."""
+    overrides: list[str] = []
+    rest: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        if arg.startswith("--data.") or arg == "--data":
+            overrides.append(arg)
+            if "=" not in arg:
+                value = next(it, None)
+                if value is None:
+                    raise ValueError(f"{arg} needs a value")
+                overrides.append(value)
+        else:
+            rest.append(arg)
+    return overrides, rest
+
+
+# ------------------------------------------------------------------------------------------- data
+def data_main(argv: list[str]) -> int:
+    """``hdf data synth|verify|extract``."""
+    _setup_logging()
+    parser = ArgumentParser(prog="hdf data", description="Dataset tools.")
+    sub = parser.add_subcommands(dest="command")
+
+    synth = ArgumentParser(description="Write the synthetic heterogeneous DFER dataset.")
+    synth.add_argument("--out", type=Path, required=True, help="output folder")
+    synth.add_argument("--layout", type=str, default="dfew", choices=["dfew", "ferv39k"])
+    synth.add_argument("--num_subjects", type=int, default=40)
+    synth.add_argument("--clips_per_subject", type=int, default=10)
+    synth.add_argument("--image_size", type=int, default=112)
+    synth.add_argument("--num_sources", type=int, default=4)
+    synth.add_argument("--unseen_source", type=bool, default=False)
+    synth.add_argument("--imbalance", type=str, default="none", choices=["none", "dfew"])
+    synth.add_argument("--write_16f", type=bool, default=False)
+    synth.add_argument("--seed", type=int, default=0)
+    sub.add_subcommand("synth", synth)
+
+    verify = ArgumentParser(description="Count and check a dataset; non-zero exit on problems.")
+    verify.add_argument("--config", type=str, default=None, help="a fit config (its data section)")
+    verify.add_argument("--decode", type=bool, default=True, help="decode every frame/video")
+    sub.add_subcommand("verify", verify)
+
+    extract = ArgumentParser(description="Decode videos into DFEW-style frame folders (PyAV).")
+    extract.add_argument("--videos", type=Path, required=True, help="folder of video files")
+    extract.add_argument("--out", type=Path, required=True, help="output root of frame folders")
+    extract.add_argument("--size", type=int | None, default=None, help="square frame size")
+    extract.add_argument("--quality", type=int, default=95)
+    sub.add_subcommand("extract", extract)
+
+    overrides, rest = split_data_overrides(argv)
+    cfg = parser.parse_args(rest)
+    if cfg.command == "synth":
+        return _data_synth(cfg.synth)
+    if cfg.command == "verify":
+        return _data_verify(cfg.verify.config, cfg.verify.decode, overrides)
+    return _data_extract(cfg.extract)
+
+
+def _data_synth(cfg: Any) -> int:
+    from hdf_lightning.data.synthetic import SynthConfig, generate_dfew, generate_ferv39k
+
+    config = SynthConfig(
+        num_subjects=cfg.num_subjects,
+        clips_per_subject=cfg.clips_per_subject,
+        image_size=cfg.image_size,
+        num_sources=cfg.num_sources,
+        unseen_source=cfg.unseen_source,
+        imbalance=cfg.imbalance,
+        write_16f=cfg.write_16f,
+        seed=cfg.seed,
+    )
+    generate = generate_dfew if cfg.layout == "dfew" else generate_ferv39k
+    summary = generate(cfg.out, config)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _data_verify(config: str | None, decode: bool, overrides: list[str]) -> int:
+    from hdf_lightning.data.verify import format_report, verify_datamodule
+
+    dm = build_datamodule(config, overrides)
+    report = verify_datamodule(dm, decode=decode)
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def _data_extract(cfg: Any) -> int:
+    from hdf_lightning.data.extract import extract_tree
+
+    result = extract_tree(cfg.videos, cfg.out, size=cfg.size, quality=cfg.quality)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- cv
+def cv_main(argv: list[str]) -> int:
+    """``hdf cv --config configs/dfew.yaml [--folds 1 2 3] [--out runs/cv]``."""
+    from hdf_lightning.experiments import run_cross_validation
+
+    _setup_logging()
+    parser = ArgumentParser(prog="hdf cv", description="Run the DFEW 5-fold protocol.")
+    parser.add_argument("--config", type=str, required=True, help="fit config (DFEW-style data)")
+    parser.add_argument("--folds", type=list[int], default=[1, 2, 3, 4, 5])
+    parser.add_argument("--out", type=Path, default=Path("runs/cv"))
+    parser.add_argument(
+        "--overrides",
+        type=list[str],
+        default=[],
+        help='extra fit arguments, e.g. ["--trainer.max_epochs=2"]',
+    )
+    cfg = parser.parse_args(argv)
+    table = run_cross_validation(cfg.config, folds=cfg.folds, out=cfg.out, overrides=cfg.overrides)
+    print(table)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- cost
+def cost_main(argv: list[str]) -> int:
+    """``hdf cost --config CFG``: parameters, GFLOPs, peak memory and clips/s of the model."""
+    from hdf_lightning.experiments import cost_from_config
+
+    _setup_logging()
+    parser = ArgumentParser(prog="hdf cost", description="Cost report of a configured model.")
+    parser.add_argument("--config", type=str, required=True, help="fit config with model and data")
+    parser.add_argument("--batch_size", type=int, default=1)
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--device", type=str, default="cpu")
+    cfg = parser.parse_args(argv)
+    report = cost_from_config(
+        cfg.config, batch_size=cfg.batch_size, iters=cfg.iters, device=cfg.device
+    )
+    print(report)
+    return 0

@@ -1,0 +1,162 @@
+"""Experiment runners built on the CLI: the DFEW 5-fold protocol and the cost report of a config."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RESULT_FILE = "result.json"
+
+
+def build_cli(args: Sequence[str]) -> Any:
+    """Parse and instantiate a fit-style config without running a subcommand (``run=False``).
+
+    Returns the :class:`~hdf_lightning.cli.HDFCLI` with ``.model``, ``.datamodule`` and ``.trainer``.
+    """
+    from pytorch_lightning import LightningDataModule
+
+    from hdf_lightning.cli import HDFCLI, configure_wandb_mode, default_callbacks
+    from hdf_lightning.lit.module import HDFClassifier
+
+    configure_wandb_mode()
+    return HDFCLI(
+        model_class=HDFClassifier,
+        datamodule_class=LightningDataModule,
+        subclass_mode_data=True,
+        args=list(args),
+        run=False,
+        auto_configure_optimizers=False,
+        trainer_defaults={"callbacks": default_callbacks()},
+        save_config_kwargs={"overwrite": True},
+    )
+
+
+def _metrics_of(results: list[dict[str, float]]) -> dict[str, float]:
+    values = results[0] if results else {}
+    return {"war": float(values["test/war"]), "uar": float(values["test/uar"])}
+
+
+def run_fold(config: str, fold: int, out: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Fit one fold, then test its best-validation and last checkpoints.
+
+    Resumes from ``<out>/fold_<k>/checkpoints/last.ckpt`` when an interrupted fit left one.
+    Writes ``<out>/fold_<k>/result.json`` last, so its presence marks the fold finished.
+    """
+    fold_dir = out / f"fold_{fold}"
+    args = [
+        "--config",
+        config,
+        f"--data.init_args.fold={fold}",
+        f"--trainer.default_root_dir={fold_dir}",
+        *overrides,
+    ]
+    cli = build_cli(args)
+    last = fold_dir / "checkpoints" / "last.ckpt"
+    ckpt_path = str(last) if last.is_file() else None
+    if ckpt_path:
+        log.info("fold %d: resuming from %s", fold, ckpt_path)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+    best_path = cli.trainer.checkpoint_callback.best_model_path
+    best = _metrics_of(cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best_path))
+    last_metrics = _metrics_of(
+        cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=str(last))
+    )
+    protocol = getattr(cli.datamodule, "protocol", "unknown")
+    result = {
+        "fold": fold,
+        "protocol": protocol,
+        "best": best,
+        "last": last_metrics,
+        "best_ckpt": best_path,
+        "epochs": cli.trainer.current_epoch,
+    }
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    (fold_dir / RESULT_FILE).write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def cv_table(results: Sequence[dict[str, Any]]) -> str:
+    """Markdown table: per-fold and mean ± std WAR/UAR (%) for best and last checkpoints."""
+    protocols = sorted({str(r["protocol"]) for r in results})
+    lines = [
+        f"protocol: {', '.join(protocols)} (best = highest val/uar epoch; last = final epoch)",
+        "",
+        "| fold | WAR best | UAR best | WAR last | UAR last |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        b, la = r["best"], r["last"]
+        lines.append(
+            f"| {r['fold']} | {100 * b['war']:.2f} | {100 * b['uar']:.2f} | "
+            f"{100 * la['war']:.2f} | {100 * la['uar']:.2f} |"
+        )
+    cols = [[r[k][m] for r in results] for k in ("best", "last") for m in ("war", "uar")]
+    lines.append("| mean ± std | " + " | ".join(_mean_std(c) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def run_cross_validation(
+    config: str, *, folds: Sequence[int], out: Path, overrides: Sequence[str] = ()
+) -> str:
+    """Run the given folds in order, skipping finished ones; write ``cv_results.{md,csv}``.
+
+    An interrupted run picks up at the first fold without ``result.json`` (and resumes that fold's
+    fit from its ``last.ckpt`` when present).
+    """
+    bad = [f for f in folds if not 1 <= f <= 5]
+    if bad:
+        raise ValueError(f"DFEW folds are 1..5, got {bad}")
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for fold in folds:
+        done = out / f"fold_{fold}" / RESULT_FILE
+        if done.is_file():
+            log.info("fold %d already finished (%s): skipped", fold, done)
+            results.append(json.loads(done.read_text()))
+            continue
+        log.info("fold %d: fit + test", fold)
+        results.append(run_fold(config, fold, out, overrides))
+    table = cv_table(results)
+    (out / "cv_results.md").write_text(table + "\n")
+    with (out / "cv_results.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["fold", "protocol", "war_best", "uar_best", "war_last", "uar_last"])
+        for r in results:
+            writer.writerow(
+                [
+                    r["fold"],
+                    r["protocol"],
+                    r["best"]["war"],
+                    r["best"]["uar"],
+                    r["last"]["war"],
+                    r["last"]["uar"],
+                ]
+            )
+    return table
+
+
+def cost_from_config(
+    config: str, *, batch_size: int = 1, iters: int = 5, device: str = "cpu"
+) -> str:
+    """Cost report of the model a fit config builds, at the DataModule's input size."""
+    from hdf_lightning.evaluation.cost import format_cost, measure_cost
+
+    cli = build_cli(["--config", config, "--trainer.logger=false"])
+    dm = cli.datamodule
+    shape = (3, int(dm.num_frames), int(dm.crop_size), int(dm.crop_size))
+    report = measure_cost(cli.model.net, shape, batch_size=batch_size, device=device, iters=iters)
+    return format_cost(report)
+
