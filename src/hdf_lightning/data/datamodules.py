@@ -1,0 +1,797 @@
+"""LightningDataModules for DFEW, FERV39k, ``path,label`` CSVs and the synthetic DFEW tree.
+
+No I/O happens in ``__init__``; :meth:`ClipDataModule.setup` reads only the splits the stage needs
+(a missing dataset raises :class:`~hdf_lightning.data.errors.DatasetNotFoundError` there, before any
+training step). Batches leave the DataLoader as uint8 clips and are augmented and normalised on the
+device in :meth:`ClipDataModule.on_after_batch_transfer`.
+
+Protocols (recorded in ``hparams.protocol``):
+
+* ``"paper"``: the validation split *is* the test split (model selection on test, as the published
+  DFEW / FERV39k numbers were obtained).
+* ``"honest"``: a stratified ``val_fraction`` of the training split, drawn with ``seed``, is held
+  out for validation; the test split is only used by ``test``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+from einops import rearrange
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from hdf_lightning.data.classes import CLASS_NAMES
+from hdf_lightning.data.datasets import (
+    ClipDataset,
+    ClipRecord,
+    read_csv_split,
+    read_dfew_split,
+    read_ferv39k_split,
+    scan_records,
+)
+from hdf_lightning.data.errors import DatasetError
+from hdf_lightning.data.sampling import SAMPLERS
+from hdf_lightning.data.synthetic import SynthConfig, generate_dfew
+from hdf_lightning.data.transforms import KINETICS_MEAN, KINETICS_STD, ClipAugment, ClipEval
+
+log = logging.getLogger(__name__)
+
+Stage = Literal["train", "val", "test"]
+SamplerMode = Literal["segment", "m3dfel", "dense"]
+Triple = tuple[float, float, float]
+NORMALIZATION: dict[str, tuple[Triple | None, Triple | None]] = {
+    "none": (None, None),
+    "kinetics": (KINETICS_MEAN, KINETICS_STD),
+}
+"""``normalize`` option -> (mean, std) applied after augmentation."""
+
+STAGE_SPLITS: dict[str | None, tuple[Stage, ...]] = {
+    "fit": ("train", "val"),
+    "validate": ("val",),
+    "test": ("test",),
+    "predict": ("test",),
+    None: ("train", "val", "test"),
+}
+"""Lightning stage -> the splits ``setup`` builds (predict runs on the test split)."""
+
+
+def _world(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    """Resolve (num_replicas, rank): explicit values, else torch.distributed, else (1, 0)."""
+    initialized = dist.is_available() and dist.is_initialized()
+    if num_replicas is None:
+        num_replicas = dist.get_world_size() if initialized else 1
+    if rank is None:
+        rank = dist.get_rank() if initialized else 0
+    return num_replicas, rank
+
+
+class EpochSampler(DistributedSampler):
+    """Seeded shuffling sampler, sharded over ranks, that yields ``(index, epoch)`` keys.
+
+    A :class:`DistributedSampler` (so Lightning neither replaces nor wraps it, and calls
+    :meth:`set_epoch` every epoch) whose keys carry the epoch to
+    :class:`~hdf_lightning.data.datasets.ClipDataset`, so per-item frame sampling is reproducible
+    whatever the number of workers, persistent or not.
+
+    Args:
+        dataset: a sized dataset.
+        num_replicas: number of ranks (default: torch.distributed's world size, else 1).
+        rank: this rank (default: torch.distributed's rank, else 0).
+        shuffle: shuffle with ``seed + epoch``.
+        seed: base seed.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        *,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+    ) -> None:
+        num_replicas, rank = _world(num_replicas, rank)
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for index in super().__iter__():
+            yield index, self.epoch
+
+
+class DistributedWeightedSampler(DistributedSampler):
+    """Weighted sampling (e.g. class-balanced) that works across ranks; yields ``(index, epoch)``.
+
+    Every rank draws the same seeded global sample of ``num_samples`` indices with
+    ``torch.multinomial(weights, ...)`` (seed ``seed + epoch``) and keeps the positions
+    ``rank, rank + num_replicas, ...``: the ranks' shards partition the global sample.
+
+    Args:
+        weights: (N,) non-negative sampling weight of every item.
+        num_samples: size of the global sample per epoch (default N), rounded up to a multiple of
+            ``num_replicas``.
+        num_replicas: number of ranks (default: torch.distributed's world size, else 1).
+        rank: this rank (default: torch.distributed's rank, else 0).
+        seed: base seed.
+        replacement: draw with replacement (needed to over-sample rare classes).
+    """
+
+    def __init__(
+        self,
+        weights: Sequence[float] | torch.Tensor,
+        *,
+        num_samples: int | None = None,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        seed: int = 0,
+        replacement: bool = True,
+    ) -> None:
+        w = torch.as_tensor(weights, dtype=torch.double)
+        if w.ndim != 1 or len(w) == 0 or bool((w < 0).any()) or not float(w.sum()) > 0:
+            raise ValueError(
+                "weights must be a non-empty 1-D sequence of non-negative numbers with a positive "
+                f"sum, got shape {tuple(w.shape)}"
+            )
+        num_replicas, rank = _world(num_replicas, rank)
+        items: Any = range(len(w))  # DistributedSampler only needs len()
+        super().__init__(items, num_replicas=num_replicas, rank=rank, seed=seed)
+        total = len(w) if num_samples is None else num_samples
+        if total < 1:
+            raise ValueError(f"num_samples must be >= 1, got {total}")
+        self.num_samples = math.ceil(total / num_replicas)
+        self.total_size = self.num_samples * num_replicas
+        if not replacement and self.total_size > int((w > 0).sum()):
+            raise ValueError(
+                f"cannot draw {self.total_size} items without replacement from "
+                f"{int((w > 0).sum())} items of positive weight"
+            )
+        self.weights = w
+        self.replacement = replacement
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        draws = torch.multinomial(
+            self.weights, self.total_size, self.replacement, generator=generator
+        )
+        for index in draws[self.rank : self.total_size : self.num_replicas].tolist():
+            yield index, self.epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def stratified_split(
+    labels: Sequence[int], fraction: float, *, seed: int
+) -> tuple[list[int], list[int]]:
+    """Split positions into (keep, held out), holding out ``fraction`` of every class.
+
+    Each class with at least two items gives ``max(1, round(fraction * n))`` items (never all of
+    them), chosen with a generator seeded by ``seed``; both lists are sorted.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    generator = torch.Generator().manual_seed(seed)
+    held: list[int] = []
+    for label in sorted(set(labels)):
+        members = [i for i, y in enumerate(labels) if y == label]
+        if len(members) < 2:
+            continue
+        n_held = min(len(members) - 1, max(1, round(fraction * len(members))))
+        order = torch.randperm(len(members), generator=generator)[:n_held].tolist()
+        held.extend(members[i] for i in order)
+    held_set = set(held)
+    return [i for i in range(len(labels)) if i not in held_set], sorted(held)
+
+
+class ClipDataModule(pl.LightningDataModule):
+    """Base DataModule of labelled clip datasets; subclasses only read their splits.
+
+    Batches: ``video`` float ``(B, 3, T, S, S)`` after :meth:`on_after_batch_transfer` (with
+    ``eval_views > 1``, validation/test/predict batches are ``(B, V, 3, T, S, S)``; average the
+    predictions over V), ``label`` ``(B,)`` long, ``index`` ``(B,)`` long (row in the split).
+
+    Args:
+        num_frames: clip length T.
+        crop_size: output size S of the augmentation / evaluation resize.
+        load_size: frames are decoded at ``load_size²`` (default ``crop_size``).
+        batch_size: per-device batch size.
+        num_workers: DataLoader worker processes.
+        sampler: frame sampler (``"segment"``, ``"m3dfel"`` or ``"dense"``).
+        eval_views: clips per video at evaluation.
+        protocol: ``"paper"`` (validate on test) or ``"honest"`` (validate on a held-out part of
+            train).
+        val_fraction: fraction of every class held out under ``"honest"``.
+        seed: seed of the honest split, the shuffling and the frame sampling.
+        normalize: ``"none"`` or ``"kinetics"`` (mean 0.45, std 0.225).
+        augment: random resized crop, flip and colour jitter on training batches.
+        skip_bad: drop unusable clips (counted and logged) instead of raising.
+        balanced_sampler: draw training clips with probability inversely proportional to their
+            class frequency (works under DDP).
+        pin_memory: DataLoader ``pin_memory``.
+        persistent_workers: DataLoader ``persistent_workers`` (when ``num_workers > 0``).
+    """
+
+    def __init__(
+        self,
+        *,
+        num_frames: int = 16,
+        crop_size: int = 112,
+        load_size: int | None = None,
+        batch_size: int = 16,
+        num_workers: int = 4,
+        sampler: SamplerMode = "segment",
+        eval_views: int = 1,
+        protocol: Literal["paper", "honest"] = "paper",
+        val_fraction: float = 0.1,
+        seed: int = 42,
+        normalize: Literal["none", "kinetics"] = "none",
+        augment: bool = True,
+        skip_bad: bool = False,
+        balanced_sampler: bool = False,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ) -> None:
+        super().__init__()
+        for name, value, low in (
+            ("num_frames", num_frames, 1),
+            ("crop_size", crop_size, 1),
+            ("load_size", crop_size if load_size is None else load_size, 1),
+            ("batch_size", batch_size, 1),
+            ("num_workers", num_workers, 0),
+            ("eval_views", eval_views, 1),
+        ):
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
+        if protocol not in ("paper", "honest"):
+            raise ValueError(f"protocol must be 'paper' or 'honest', got {protocol!r}")
+        if normalize not in NORMALIZATION:
+            raise ValueError(f"normalize must be one of {sorted(NORMALIZATION)}, got {normalize!r}")
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        self.save_hyperparameters()
+        self.num_frames = num_frames
+        self.crop_size = crop_size
+        self.load_size = crop_size if load_size is None else load_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.sampler = sampler
+        self.eval_views = eval_views
+        self.protocol = protocol
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.normalize = normalize
+        self.augment = augment
+        self.skip_bad = skip_bad
+        self.balanced_sampler = balanced_sampler
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
+        self.datasets: dict[Stage, ClipDataset] = {}
+        self.dropped: dict[Stage, list[DatasetError]] = {}
+        self._records: dict[Stage, list[ClipRecord]] = {}
+        self._transforms: dict[bool, nn.Module] = {}
+
+    # -- what subclasses provide ---------------------------------------------------------------
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names, index = label."""
+        return list(CLASS_NAMES)
+
+    def read_split(
+        self, split: Literal["train", "test"], errors: list[DatasetError] | None
+    ) -> list[ClipRecord]:
+        """Read the dataset's train or test split (see the ``read_*`` functions)."""
+        raise NotImplementedError
+
+    def read_val_split(self, errors: list[DatasetError] | None) -> list[ClipRecord] | None:
+        """An explicit validation split, or ``None`` to derive it from ``protocol``."""
+        return None
+
+    # -- splits --------------------------------------------------------------------------------
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes K."""
+        return len(self.class_names)
+
+    def split_records(
+        self, split: Stage, errors: list[DatasetError] | None = None
+    ) -> list[ClipRecord]:
+        """Records of ``"train"``, ``"val"`` or ``"test"`` under the chosen protocol (cached).
+
+        Args:
+            split: the split.
+            errors: when given, unusable rows are appended here and skipped (not cached).
+        """
+        if errors is None and split in self._records:
+            return self._records[split]
+        if split == "test":
+            records = self.read_split("test", errors)
+        else:
+            explicit = self.read_val_split(errors)
+            if explicit is not None:
+                records = explicit if split == "val" else self.read_split("train", errors)
+            elif self.protocol == "paper":
+                records = self.read_split("test" if split == "val" else "train", errors)
+            else:
+                # rows the train reader rejects are reported with the train split only
+                own_errors = errors if split == "train" or errors is None else []
+                train = self.read_split("train", own_errors)
+                keep, held = stratified_split(
+                    [r.label for r in train], self.val_fraction, seed=self.seed
+                )
+                records = [train[i] for i in (held if split == "val" else keep)]
+        if errors is None:
+            self._records[split] = records
+        return records
+
+    def class_counts(self, split: Stage = "train") -> list[int]:
+        """Number of clips of each class in ``split`` (length ``num_classes``)."""
+        if split in self.datasets:
+            labels = self.datasets[split].labels()
+        else:
+            labels = [r.label for r in self.split_records(split)]
+        counts = [0] * self.num_classes
+        for label in labels:
+            counts[label] += 1
+        return counts
+
+    def class_weights(self) -> torch.Tensor:
+        """(K,) inverse class frequencies of the training split, normalised to mean 1.
+
+        Classes absent from the training split get weight 0; the mean is over present classes.
+        """
+        counts = torch.tensor(self.class_counts("train"), dtype=torch.float)
+        present = counts > 0
+        weights = torch.zeros_like(counts)
+        weights[present] = 1.0 / counts[present]
+        return weights * present.sum() / weights.sum()
+
+    @property
+    def skipped(self) -> dict[Stage, int]:
+        """Clips skipped per split: dropped at ``setup`` plus replaced while loading."""
+        return {
+            split: len(self.dropped.get(split, [])) + dataset.skipped
+            for split, dataset in self.datasets.items()
+        }
+
+    # -- Lightning hooks -----------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets of ``stage`` (fit: train + val; validate; test; predict: test)."""
+        if stage not in STAGE_SPLITS:
+            raise ValueError(f"stage must be one of {list(STAGE_SPLITS)}, got {stage!r}")
+        for split in STAGE_SPLITS[stage]:
+            if split not in self.datasets:
+                self.datasets[split] = self._build(split)
+
+    def _build(self, split: Stage) -> ClipDataset:
+        errors: list[DatasetError] | None = [] if self.skip_bad else None
+        records, _, bad = scan_records(self.split_records(split, errors), skip_bad=self.skip_bad)
+        dropped = (errors or []) + bad
+        self.dropped[split] = dropped
+        if dropped:
+            log.warning(
+                "%s split: skipped %d unusable clip(s):\n%s",
+                split,
+                len(dropped),
+                "\n".join(f"  {err}" for err in dropped),
+            )
+        if not records:
+            raise DatasetError(f"the {split} split has no usable clip")
+        train = split == "train"
+        return ClipDataset(
+            records,
+            num_frames=self.num_frames,
+            load_size=self.load_size,
+            sampler=self.sampler,
+            train=train,
+            views=1 if train else self.eval_views,
+            seed=self.seed,
+            skip_bad=self.skip_bad,
+        )
+
+    def teardown(self, stage: str | None = None) -> None:
+        """Log the clips that were skipped while loading."""
+        for split, dataset in self.datasets.items():
+            if dataset.skipped:
+                log.warning(
+                    "%s split: %d clip load(s) failed and were replaced", split, dataset.skipped
+                )
+
+    def _dataloader(self, split: Stage) -> DataLoader:
+        if split not in self.datasets:
+            raise ValueError(f"the {split} split is not set up; call setup() with its stage first")
+        dataset = self.datasets[split]
+        sampler: DistributedSampler | None = None
+        if split == "train":
+            num_replicas, rank = (
+                (self.trainer.world_size, self.trainer.global_rank)
+                if self.trainer is not None
+                else (None, None)
+            )
+            if self.balanced_sampler:
+                counts = self.class_counts("train")
+                sampler = DistributedWeightedSampler(
+                    [1.0 / counts[y] for y in dataset.labels()],
+                    num_replicas=num_replicas,
+                    rank=rank,
+                    seed=self.seed,
+                )
+            else:
+                sampler = EpochSampler(
+                    dataset, num_replicas=num_replicas, rank=rank, seed=self.seed
+                )
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled (or class-balanced) training batches."""
+        return self._dataloader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches (the test split under the paper protocol)."""
+        return self._dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        """Test batches."""
+        return self._dataloader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        """Test-split batches for prediction."""
+        return self._dataloader("test")
+
+    def _transform(self, train: bool) -> nn.Module:
+        if train not in self._transforms:
+            mean, std = NORMALIZATION[self.normalize]
+            self._transforms[train] = (
+                ClipAugment(
+                    size=self.crop_size,
+                    scale=(0.08, 1.0),
+                    ratio=(3 / 4, 4 / 3),
+                    flip_p=0.5,
+                    jitter=0.4,
+                    mean=mean,
+                    std=std,
+                )
+                if train
+                else ClipEval(size=self.crop_size, mean=mean, std=std)
+            )
+        return self._transforms[train]
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment (training, with ``augment``) or resize (otherwise) and normalise ``video``.
+
+        ``video`` uint8 ``(B, 3, T, L, L)`` -> float ``(B, 3, T, S, S)``; multi-view batches
+        ``(B, V, 3, T, L, L)`` -> ``(B, V, 3, T, S, S)``. Other keys are left untouched.
+        """
+        training = self.trainer is not None and bool(self.trainer.training)
+        video = batch["video"]
+        transform = self._transform(training and self.augment).to(video.device)
+        if video.ndim == 6:
+            views = video.shape[1]
+            flat = transform(rearrange(video, "b v c t h w -> (b v) c t h w"))
+            batch["video"] = rearrange(flat, "(b v) c t h w -> b v c t h w", v=views)
+        else:
+            batch["video"] = transform(video)
+        return batch
+
+
+class DFEWDataModule(ClipDataModule):
+    """DFEW, one of its 5 folds (labels in DFEW order; see :func:`read_dfew_split`).
+
+    Args:
+        root: DFEW root, holding ``Clip/`` and ``EmoLabel_DataSplit/``.
+        fold: 1..5.
+        variant: ``"clip_224x224"``, ``"clip_224x224_16f"`` or ``"video"`` (``Clip/original``).
+        num_frames, crop_size, load_size, batch_size, num_workers, sampler, eval_views, protocol,
+        val_fraction, seed, normalize, augment, skip_bad, balanced_sampler, pin_memory,
+        persistent_workers: see :class:`ClipDataModule`.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        fold: int = 1,
+        variant: Literal["clip_224x224", "clip_224x224_16f", "video"] = "clip_224x224",
+        num_frames: int = 16,
+        crop_size: int = 112,
+        load_size: int | None = None,
+        batch_size: int = 16,
+        num_workers: int = 4,
+        sampler: SamplerMode = "segment",
+        eval_views: int = 1,
+        protocol: Literal["paper", "honest"] = "paper",
+        val_fraction: float = 0.1,
+        seed: int = 42,
+        normalize: Literal["none", "kinetics"] = "none",
+        augment: bool = True,
+        skip_bad: bool = False,
+        balanced_sampler: bool = False,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ) -> None:
+        if not 1 <= fold <= 5:
+            raise ValueError(f"fold must be in 1..5, got {fold}")
+        super().__init__(
+            num_frames=num_frames,
+            crop_size=crop_size,
+            load_size=load_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            sampler=sampler,
+            eval_views=eval_views,
+            protocol=protocol,
+            val_fraction=val_fraction,
+            seed=seed,
+            normalize=normalize,
+            augment=augment,
+            skip_bad=skip_bad,
+            balanced_sampler=balanced_sampler,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+        )
+        self.root = Path(root)
+        self.fold = fold
+        self.variant = variant
+
+    def read_split(
+        self, split: Literal["train", "test"], errors: list[DatasetError] | None
+    ) -> list[ClipRecord]:
+        """Read ``split`` of the fold (see :func:`read_dfew_split`)."""
+        return read_dfew_split(self.root, self.fold, split, self.variant, errors=errors)
+
+
+class FERV39kDataModule(ClipDataModule):
+    """FERV39k (one train/test split; labels mapped to DFEW order, see :func:`read_ferv39k_split`).
+
+    Under the ``"paper"`` protocol the test split is used for model selection.
+
+    Args:
+        root: FERV39k root, holding ``2_ClipsforFaceCrop/`` and ``4_setups/``.
+        num_frames, crop_size, load_size, batch_size, num_workers, sampler, eval_views, protocol,
+        val_fraction, seed, normalize, augment, skip_bad, balanced_sampler, pin_memory,
+        persistent_workers: see :class:`ClipDataModule`.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        num_frames: int = 16,
+        crop_size: int = 112,
+        load_size: int | None = None,
+        batch_size: int = 16,
+        num_workers: int = 4,
+        sampler: SamplerMode = "segment",
+        eval_views: int = 1,
+        protocol: Literal["paper", "honest"] = "paper",
+        val_fraction: float = 0.1,
+        seed: int = 42,
+        normalize: Literal["none", "kinetics"] = "none",
+        augment: bool = True,
+        skip_bad: bool = False,
+        balanced_sampler: bool = False,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ) -> None:
+        super().__init__(
+            num_frames=num_frames,
+            crop_size=crop_size,
+            load_size=load_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            sampler=sampler,
+            eval_views=eval_views,
+            protocol=protocol,
+            val_fraction=val_fraction,
+            seed=seed,
+            normalize=normalize,
+            augment=augment,
+            skip_bad=skip_bad,
+            balanced_sampler=balanced_sampler,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+        )
+        self.root = Path(root)
+
+    def read_split(
+        self, split: Literal["train", "test"], errors: list[DatasetError] | None
+    ) -> list[ClipRecord]:
+        """Read ``split`` (see :func:`read_ferv39k_split`)."""
+        return read_ferv39k_split(self.root, split, errors=errors)
+
+
+class VideoCSVDataModule(ClipDataModule):
+    """Any dataset listed in ``path,label`` CSVs (see :func:`read_csv_split`).
+
+    With ``val_csv`` the validation split is read from it and ``protocol`` does not apply;
+    without it, ``protocol`` decides as for the other datasets.
+
+    Args:
+        train_csv: training split.
+        test_csv: test split.
+        classes: class names; labels in the CSVs are names or 0-based indices into this list.
+        val_csv: optional validation split.
+        base_dir: folder relative paths start from (default: each CSV's folder).
+        num_frames, crop_size, load_size, batch_size, num_workers, sampler, eval_views, protocol,
+        val_fraction, seed, normalize, augment, skip_bad, balanced_sampler, pin_memory,
+        persistent_workers: see :class:`ClipDataModule`.
+    """
+
+    def __init__(
+        self,
+        train_csv: str | Path,
+        test_csv: str | Path,
+        *,
+        classes: list[str],
+        val_csv: str | Path | None = None,
+        base_dir: str | Path | None = None,
+        num_frames: int = 16,
+        crop_size: int = 112,
+        load_size: int | None = None,
+        batch_size: int = 16,
+        num_workers: int = 4,
+        sampler: SamplerMode = "segment",
+        eval_views: int = 1,
+        protocol: Literal["paper", "honest"] = "paper",
+        val_fraction: float = 0.1,
+        seed: int = 42,
+        normalize: Literal["none", "kinetics"] = "none",
+        augment: bool = True,
+        skip_bad: bool = False,
+        balanced_sampler: bool = False,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ) -> None:
+        if len(classes) < 2 or len(set(classes)) != len(classes):
+            raise ValueError(f"classes must hold at least two distinct names, got {classes}")
+        super().__init__(
+            num_frames=num_frames,
+            crop_size=crop_size,
+            load_size=load_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            sampler=sampler,
+            eval_views=eval_views,
+            protocol=protocol,
+            val_fraction=val_fraction,
+            seed=seed,
+            normalize=normalize,
+            augment=augment,
+            skip_bad=skip_bad,
+            balanced_sampler=balanced_sampler,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+        )
+        self.csvs = {"train": Path(train_csv), "test": Path(test_csv)}
+        self.val_csv = None if val_csv is None else Path(val_csv)
+        self.base_dir = None if base_dir is None else Path(base_dir)
+        self.classes = list(classes)
+
+    @property
+    def class_names(self) -> list[str]:
+        """The ``classes`` given, index = label."""
+        return list(self.classes)
+
+    def read_split(
+        self, split: Literal["train", "test"], errors: list[DatasetError] | None
+    ) -> list[ClipRecord]:
+        """Read the train or test CSV."""
+        return read_csv_split(self.csvs[split], self.classes, self.base_dir, errors=errors)
+
+    def read_val_split(self, errors: list[DatasetError] | None) -> list[ClipRecord] | None:
+        """The validation CSV, when given."""
+        if self.val_csv is None:
+            return None
+        return read_csv_split(self.val_csv, self.classes, self.base_dir, errors=errors)
+
+
+class SyntheticDFEWDataModule(DFEWDataModule):
+    """DFEW-layout procedural clips, generated by :meth:`prepare_data` when ``root`` is missing.
+
+    The generated tree has the real DFEW layout, so everything downstream is exercised as with
+    DFEW itself.
+
+    Args:
+        root: where the synthetic tree lives (created if missing).
+        num_subjects: synthetic subjects.
+        clips_per_subject: clips per subject.
+        image_size: frame size in pixels.
+        num_frames_range: (min, max) frames per clip.
+        num_sources: capture styles of the training clips.
+        unseen_source: add a style seen only in test clips.
+        imbalance: class prior, ``"none"`` or ``"dfew"``.
+        write_16f: also write ``Clip/clip_224x224_16f`` (needed by that variant).
+        synth_seed: seed of the generator.
+        fold, variant, num_frames, crop_size, load_size, batch_size, num_workers, sampler,
+        eval_views, protocol, val_fraction, seed, normalize, augment, skip_bad, balanced_sampler,
+        pin_memory, persistent_workers: see :class:`DFEWDataModule`.
+    """
+
+    def __init__(
+        self,
+        root: str | Path = "data/synthetic_dfew",
+        *,
+        num_subjects: int = 40,
+        clips_per_subject: int = 10,
+        image_size: int = 112,
+        num_frames_range: tuple[int, int] = (12, 40),
+        num_sources: int = 4,
+        unseen_source: bool = False,
+        imbalance: Literal["none", "dfew"] = "none",
+        write_16f: bool = False,
+        synth_seed: int = 0,
+        fold: int = 1,
+        variant: Literal["clip_224x224", "clip_224x224_16f", "video"] = "clip_224x224",
+        num_frames: int = 16,
+        crop_size: int = 112,
+        load_size: int | None = None,
+        batch_size: int = 16,
+        num_workers: int = 4,
+        sampler: SamplerMode = "segment",
+        eval_views: int = 1,
+        protocol: Literal["paper", "honest"] = "paper",
+        val_fraction: float = 0.1,
+        seed: int = 42,
+        normalize: Literal["none", "kinetics"] = "none",
+        augment: bool = True,
+        skip_bad: bool = False,
+        balanced_sampler: bool = False,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ) -> None:
+        super().__init__(
+            root,
+            fold=fold,
+            variant=variant,
+            num_frames=num_frames,
+            crop_size=crop_size,
+            load_size=load_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            sampler=sampler,
+            eval_views=eval_views,
+            protocol=protocol,
+            val_fraction=val_fraction,
+            seed=seed,
+            normalize=normalize,
+            augment=augment,
+            skip_bad=skip_bad,
+            balanced_sampler=balanced_sampler,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+        )
+        self.synth_config = SynthConfig(
+            num_subjects=num_subjects,
+            clips_per_subject=clips_per_subject,
+            image_size=image_size,
+            num_frames_range=num_frames_range,
+            num_sources=num_sources,
+            unseen_source=unseen_source,
+            imbalance=imbalance,
+            write_16f=write_16f,
+            seed=synth_seed,
+        )
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic tree under ``root`` if it does not exist."""
+        if not self.root.exists():
+            log.info("generating synthetic DFEW clips under %s", self.root)
+            generate_dfew(self.root, self.synth_config)
