@@ -16,7 +16,7 @@ from typing import Any
 
 from jsonargparse import Namespace
 from pytorch_lightning import LightningDataModule, Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from hdf_lightning.lit.module import HDFClassifier
@@ -66,7 +66,7 @@ class RunCheckpoint(ModelCheckpoint):
 
 
 def default_callbacks() -> list[Any]:
-    """Model selection on the validation UAR, the last checkpoint for resuming, a rich progress bar."""
+    """Model selection on the validation UAR and the last checkpoint for resuming."""
     return [
         RunCheckpoint(
             monitor="val/uar",
@@ -76,7 +76,6 @@ def default_callbacks() -> list[Any]:
             enable_version_counter=False,
             auto_insert_metric_name=False,
         ),
-        RichProgressBar(leave=True),
     ]
 
 
@@ -88,6 +87,15 @@ class HDFCLI(LightningCLI):
     API key is configured) under ``trainer.default_root_dir``; ``trainer.logger: false`` turns
     logging off and a ``CSVLogger`` is the documented fallback.
     """
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Trainer:
+        # Lightning's rich progress bar unless the config turns bars off or brings its own.
+        configured = [*callbacks, *(config.get("callbacks") or [])]
+        if config.get("enable_progress_bar") is not False and not any(
+            isinstance(c, ProgressBar) for c in configured
+        ):
+            callbacks = [*callbacks, RichProgressBar(leave=True)]
+        return super()._instantiate_trainer(config, callbacks)
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
@@ -128,8 +136,21 @@ def main(args: Sequence[str] | None = None) -> Any:
     """Entry point of ``hdf``. ``args`` replaces ``sys.argv[1:]`` (for tests and notebooks).
 
     Returns the LightningCLI object for trainer subcommands, or the exit code of an extra command
-    (the console script exits with it).
+    (the console script exits with it). Called as the console script (``args=None``), a dataset
+    error is printed as one paragraph on stderr with exit code 2 instead of a traceback.
     """
+    if args is not None:
+        return _run(args)
+    from hdf_lightning.data.errors import DatasetError
+
+    try:
+        return _run(None)
+    except DatasetError as err:
+        print(f"hdf: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _run(args: Sequence[str] | None) -> Any:
     argv = list(sys.argv[1:] if args is None else args)
     configure_wandb_mode()
     extra = _extra_commands()
@@ -142,7 +163,7 @@ def main(args: Sequence[str] | None = None) -> Any:
         model_class=HDFClassifier,
         datamodule_class=LightningDataModule,
         subclass_mode_data=True,
-        args=argv,
+        args=None if args is None else argv,
         parser_kwargs={
             "description": "HDF for dynamic facial expression recognition (hdf-lightning).",
             "epilog": EXTRA_COMMANDS_HELP,

@@ -56,7 +56,7 @@ def split_data_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     rest: list[str] = []
     it = iter(argv)
     for arg in it:
-        if arg.startswith("--data.") or arg == "--data":
+        if arg == "--data" or arg.startswith(("--data.", "--data=")):
             overrides.append(arg)
             if "=" not in arg:
                 value = next(it, None)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytorch_lightning as pl
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 import torch
 import torch.distributed as dist
 from einops import rearrange
@@ -431,6 +432,15 @@ class ClipDataModule(pl.LightningDataModule):
                 sampler = EpochSampler(
                     dataset, num_replicas=num_replicas, rank=rank, seed=self.seed
                 )
+        elif self.trainer is not None and self.trainer.world_size > 1:
+            # Every clip evaluated exactly once across ranks (Lightning's default sampler pads the
+            # last shard with repeated clips, which would bias WAR/UAR).
+            sampler = UnrepeatedDistributedSampler(
+                dataset,
+                num_replicas=self.trainer.world_size,
+                rank=self.trainer.global_rank,
+                shuffle=False,
+            )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,

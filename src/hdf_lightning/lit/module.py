@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,14 @@ DFEW_CLASS_NAMES: tuple[str, ...] = (
     "disgust",
     "fear",
 )
+
+
+def grad_norm(params: Iterable[Tensor]) -> Tensor:
+    """Global L2 norm of the gradients of ``params`` (float32 scalar; 0 when none has one)."""
+    norms = [torch.linalg.vector_norm(p.grad, dtype=torch.float32) for p in params if p.grad is not None]
+    if not norms:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(norms))
 
 
 def default_optimizer(params: Any) -> torch.optim.Optimizer:
@@ -143,9 +151,16 @@ class HDFClassifier(pl.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
-        base = self.optimizer_factory(self.net.parameters())
         if self.use_sam:
-            self._sam = SAM.wrap(base, rho=self.sam_rho, adaptive=self.sam_adaptive)
+            self._sam = SAM(
+                self.net.parameters(),
+                self.optimizer_factory,
+                rho=self.sam_rho,
+                adaptive=self.sam_adaptive,
+            )
+            base = self._sam.base_optimizer  # Lightning steps (and checkpoints) the base optimizer
+        else:
+            base = self.optimizer_factory(self.net.parameters())
         total = int(self.trainer.estimated_stepping_batches)
         epochs = max(int(self.trainer.max_epochs or 1), 1)
         if self.trainer.max_epochs is None or self.trainer.max_epochs < 0:
@@ -166,9 +181,6 @@ class HDFClassifier(pl.LightningModule):
                 "with sam=true. Use a larger batch (or more devices) instead, or set "
                 "--model.sam false."
             )
-        if self.use_sam and self._sam is None:  # restored optimizer without configure (defensive)
-            base = self.optimizers().optimizer  # type: ignore[union-attr]
-            self._sam = SAM.wrap(base, rho=self.sam_rho, adaptive=self.sam_adaptive)
 
     def _grad_scale(self) -> float:
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
@@ -207,7 +219,7 @@ class HDFClassifier(pl.LightningModule):
         if self._sam is not None:
             g = self._sam.first_step() / scale  # SAM's perturbation is scale-invariant; g is not
         else:
-            g = SAM.grad_norm_of(self.net.parameters()) / scale
+            g = grad_norm(self.net.parameters()) / scale
         g = g.detach()
         finite = bool(torch.isfinite(g))
         if not finite and scale == 1.0:
@@ -253,7 +265,7 @@ class HDFClassifier(pl.LightningModule):
         self.train_metrics.reset()
 
     # ------------------------------------------------------------------ evaluation
-    def _eval_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+    def _eval_step(self, batch: dict[str, Tensor], stage: str) -> dict[str, Tensor]:
         x, y = batch["video"], batch["label"]
         if x.ndim == 6:  # (B, V, 3, T, H, W): average the logits of V temporal views
             b, v = x.shape[:2]
@@ -269,12 +281,12 @@ class HDFClassifier(pl.LightningModule):
         if stage == "test" and self.embedding_plot:
             self._test_features.append(feature.detach().float().cpu())
             self._test_labels.append(y.detach().cpu())
-        return loss
+        return {"loss": loss, "logits": logits.detach()}
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         return self._eval_step(batch, "val")
 
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         return self._eval_step(batch, "test")
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:

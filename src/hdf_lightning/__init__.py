@@ -1,0 +1,65 @@
+"""hdf-lightning: HDF (ACM MM 2025) for dynamic facial expression recognition.
+
+Plug-in parts work in any PyTorch or Lightning model::
+
+    from hdf_lightning import DAM, DSM, SAM
+
+Names are imported lazily, so ``from hdf_lightning import DAM`` does not import Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "DAM": "hdf_lightning.layers",
+    "insert_dam": "hdf_lightning.layers",
+    "dct_basis_7x7": "hdf_lightning.layers",
+    "DSM": "hdf_lightning.losses",
+    "ClassificationLoss": "hdf_lightning.losses",
+    "LossOutput": "hdf_lightning.losses",
+    "SAM": "hdf_lightning.optim",
+    "frozen_bn_stats": "hdf_lightning.optim",
+    "warmup_cosine_schedule": "hdf_lightning.optim",
+    "X3D": "hdf_lightning.models",
+    "HDFNet": "hdf_lightning.models",
+    "M3DFEL": "hdf_lightning.models",
+    "CLASS_NAMES": "hdf_lightning.data",
+    "DFEWDataModule": "hdf_lightning.data",
+    "FERV39kDataModule": "hdf_lightning.data",
+    "VideoCSVDataModule": "hdf_lightning.data",
+    "SyntheticDFEWDataModule": "hdf_lightning.data",
+    "HDFClassifier": "hdf_lightning.lit",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from hdf_lightning.data import (
+        CLASS_NAMES,
+        DFEWDataModule,
+        FERV39kDataModule,
+        SyntheticDFEWDataModule,
+        VideoCSVDataModule,
+    )
+    from hdf_lightning.layers import DAM, dct_basis_7x7, insert_dam
+    from hdf_lightning.lit import HDFClassifier
+    from hdf_lightning.losses import DSM, ClassificationLoss, LossOutput
+    from hdf_lightning.models import M3DFEL, X3D, HDFNet
+    from hdf_lightning.optim import SAM, frozen_bn_stats, warmup_cosine_schedule
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hdf_lightning' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,168 @@
+"""The ``hdf`` command line run for real on tiny generated data."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from cli_utils import REPO, run_hdf, tiny_fit_args, tiny_synthetic_data
+
+from hdf_lightning.cli import main
+from hdf_lightning.data.errors import DatasetNotFoundError
+
+
+def test_help_lists_trainer_and_extra_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for word in ("fit", "validate", "test", "predict", "hdf data verify", "hdf cv", "hdf cost"):
+        assert word in out
+
+
+def test_fit_help_shows_model_and_data_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    out = capsys.readouterr().out
+    assert "--model.sam_rho" in out and "--data CONFIG" in out and "--ckpt_path" in out
+
+
+def test_print_config_of_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--config", str(REPO / "configs" / "demo.yaml"), "--print_config"])
+    assert exc.value.code == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["model"]["net"]["class_path"] == "hdf_lightning.models.HDFNet"
+    assert cfg["model"]["loss"]["class_path"] == "hdf_lightning.losses.DSM"
+    assert cfg["model"]["sam"] is True
+    assert cfg["data"]["class_path"] == "hdf_lightning.data.SyntheticDFEWDataModule"
+
+
+def test_missing_dataset_root_fails_with_the_expected_layout(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent"
+    with pytest.raises(DatasetNotFoundError) as exc:
+        main(
+            [
+                "fit",
+                "--config",
+                str(REPO / "configs" / "dfew.yaml"),
+                f"--data.root={missing}",
+                "--trainer.logger=false",
+                "--trainer.enable_progress_bar=false",
+                "--trainer.accelerator=cpu",
+            ]
+        )
+    message = str(exc.value)
+    assert str(missing) in message
+    assert "EmoLabel_DataSplit" in message and "clip_224x224" in message
+
+
+def test_console_script_prints_one_paragraph_not_a_traceback(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent"
+    proc = run_hdf(
+        [
+            "fit",
+            "--config",
+            str(REPO / "configs" / "dfew.yaml"),
+            "--data.root",
+            str(missing),
+            "--trainer.logger=false",
+            "--trainer.accelerator=cpu",
+        ],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert str(missing) in proc.stderr and "EmoLabel_DataSplit" in proc.stderr
+
+
+def test_fit_then_test_through_main(tmp_path: Path) -> None:
+    cli = main(tiny_fit_args(tmp_path, epochs=2))
+    ckpt_dir = tmp_path / "run" / "checkpoints"
+    assert (ckpt_dir / "best.ckpt").is_file() and (ckpt_dir / "last.ckpt").is_file()
+    assert cli.trainer.global_step == 2  # 8 training clips, batch 8, 2 epochs
+    metrics_csv = next((tmp_path / "run").rglob("metrics.csv"))
+    rows = list(csv.DictReader(metrics_csv.open()))
+    assert any(r.get("val/uar") for r in rows) and any(r.get("train/grad_norm") for r in rows)
+
+    test_cli = main(
+        [
+            "test",
+            "--config",
+            str(REPO / "configs" / "demo.yaml"),
+            *tiny_fit_args(tmp_path)[3:],
+            f"--ckpt_path={ckpt_dir / 'best.ckpt'}",
+        ]
+    )
+    metrics = test_cli.trainer.callback_metrics
+    assert 0.0 <= float(metrics["test/war"]) <= 1.0 and 0.0 <= float(metrics["test/uar"]) <= 1.0
+    figures = sorted(p.name for p in (tmp_path / "run").rglob("test_*.png"))
+    assert figures == ["test_confusion_matrix.png", "test_per_class_recall.png"]
+
+
+# Lightning maps precision="16-mixed" to bf16 on the CPU; the explicit plugin keeps real fp16 autocast
+# with a GradScaler, so the scaler path of the SAM step (unscaled g, skip on overflow) runs here too.
+FP16_ON_CPU = [
+    "--trainer.plugins=pytorch_lightning.plugins.precision.MixedPrecision",
+    "--trainer.plugins.precision=16-mixed",
+    "--trainer.plugins.device=cpu",
+]
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+def test_fit_with_sam_in_mixed_precision(tmp_path: Path, precision: str) -> None:
+    extra = FP16_ON_CPU if precision == "16-mixed" else [f"--trainer.precision={precision}"]
+    cli = main(tiny_fit_args(tmp_path, extra=extra))
+    assert cli.trainer.precision == precision
+    assert cli.trainer.global_step + cli.model.skipped_steps >= 1
+    params = torch.cat([p.detach().flatten() for p in cli.model.net.parameters()])
+    assert torch.isfinite(params).all()
+    scaler = getattr(cli.trainer.precision_plugin, "scaler", None)
+    assert (scaler is not None) == (precision == "16-mixed")
+
+
+def test_validate_and_predict_run(tmp_path: Path) -> None:
+    main(tiny_fit_args(tmp_path))
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    common = tiny_fit_args(tmp_path)[1:]
+    val = main(["validate", *common, f"--ckpt_path={ckpt}"])
+    assert "val/uar" in val.trainer.callback_metrics
+    pred = main(["predict", *common, f"--ckpt_path={ckpt}"])
+    assert pred is not None
+
+
+def test_data_verify_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tiny_synthetic_data(tmp_path / "data")
+    # the synthetic DataModule writes its data in prepare_data; verify only reads
+    from hdf_lightning.data.synthetic import SynthConfig, generate_dfew
+
+    generate_dfew(
+        tmp_path / "data", SynthConfig(num_subjects=5, clips_per_subject=2, image_size=32)
+    )
+    code = main(["data", "verify", "--config", str(REPO / "configs" / "demo.yaml"), *data])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "train" in out and "test" in out
+    victim = next((tmp_path / "data" / "Clip" / "clip_224x224").iterdir())
+    for frame in victim.iterdir():
+        frame.unlink()
+    victim.rmdir()
+    code = main(["data", "verify", "--config", str(REPO / "configs" / "demo.yaml"), *data])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert victim.name in out
+
+
+def test_data_synth_command_writes_the_dfew_layout(tmp_path: Path) -> None:
+    out = tmp_path / "synth"
+    code = main(
+        ["data", "synth", f"--out={out}", "--num_subjects=5", "--clips_per_subject=1",
+         "--image_size=32"]
+    )
+    assert code == 0
+    for fold in range(1, 6):
+        assert (out / "EmoLabel_DataSplit" / "train(single-labeled)" / f"set_{fold}.csv").is_file()
+    assert len(list((out / "Clip" / "clip_224x224").iterdir())) == 5
