@@ -1,0 +1,503 @@
+"""Batched clip transforms on tensors: training augmentation and evaluation resizing.
+
+Designed to run on the accelerator in a DataModule's ``on_after_batch_transfer``: the loaders
+only decode ``uint8`` clips ``(B, 3, T, H, W)``, and each operation here is one batched kernel
+over all ``B·T`` frames (no Python loop over clips or frames). The parameters are drawn per
+*clip* and shared by all frames of the clip (METHOD.md §7): random resized crop (area 0.08–1,
+aspect ratio 3/4–4/3, torchvision semantics), horizontal flip 0.5 and colour jitter 0.4.
+
+The building blocks are public pure functions (:func:`random_resized_crop_params`,
+:func:`crop_resize_flip`, :func:`color_jitter`, :func:`normalize`, ...), so a per-sample CPU
+path can call them on a single clip ``(3, T, H, W)`` too; :class:`ClipAugment` and
+:class:`ClipEval` accept both ``(B, 3, T, H, W)`` and ``(3, T, H, W)``.
+
+Input convention: ``uint8`` in [0, 255] or floating point in [0, 1]. Output: floating point in
+[0, 1], then ``(x - mean) / std`` when ``mean``/``std`` are given.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+__all__ = [
+    "KINETICS_MEAN",
+    "KINETICS_STD",
+    "AugmentParams",
+    "ClipAugment",
+    "ClipEval",
+    "color_jitter",
+    "crop_resize_flip",
+    "normalize",
+    "random_resized_crop_params",
+    "resize_clip",
+    "to_float_clip",
+]
+
+KINETICS_MEAN: tuple[float, float, float] = (0.45, 0.45, 0.45)
+"""Per-channel mean expected by Kinetics-pretrained X3D (pytorchvideo)."""
+KINETICS_STD: tuple[float, float, float] = (0.225, 0.225, 0.225)
+"""Per-channel standard deviation expected by Kinetics-pretrained X3D (pytorchvideo)."""
+
+_GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
+_CROP_TRIES = 10
+
+
+def _as_batch(video: Tensor) -> tuple[Tensor, bool]:
+    """``(B, 3, T, H, W)`` view of a batched or single clip, and whether it was single."""
+    if video.ndim == 4:
+        video = video.unsqueeze(0)
+        single = True
+    elif video.ndim == 5:
+        single = False
+    else:
+        raise ValueError(
+            "expected a clip (3, T, H, W) or a batch (B, 3, T, H, W), "
+            f"got shape {tuple(video.shape)}"
+        )
+    if video.shape[1] != 3:
+        raise ValueError(f"expected 3 (RGB) channels at dim -4, got shape {tuple(video.shape)}")
+    return video, single
+
+
+def to_float_clip(video: Tensor) -> Tensor:
+    """``uint8`` [0, 255] -> float32 [0, 1]; floating-point input is returned unchanged.
+
+    Raises:
+        ValueError: any other dtype.
+    """
+    if video.dtype == torch.uint8:
+        return video.float().div_(255.0)
+    if video.is_floating_point():
+        return video
+    raise ValueError(f"expected a uint8 or floating-point clip, got dtype {video.dtype}")
+
+
+def _check_mean_std(
+    mean: tuple[float, float, float] | None, std: tuple[float, float, float] | None
+) -> tuple[Tensor, Tensor] | None:
+    """Validated ``(1, 3, 1, 1, 1)`` mean and std tensors, or None when both are None."""
+    if mean is None and std is None:
+        return None
+    if mean is None or std is None:
+        raise ValueError(f"expected mean and std both given or both None, got {mean=} {std=}")
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise ValueError(f"expected 3 means and 3 positive stds (RGB), got {mean=} {std=}")
+    shape = (1, 3, 1, 1, 1)
+    return torch.tensor(mean).view(shape), torch.tensor(std).view(shape)
+
+
+def normalize(video: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """``(video - mean) / std`` per channel.
+
+    Args:
+        video: Float clips ``(B, 3, T, H, W)``.
+        mean: ``(1, 3, 1, 1, 1)`` (or anything broadcastable to ``video``).
+        std: Same shape as ``mean``.
+    """
+    return (video - mean.to(video)) / std.to(video)
+
+
+def resize_clip(video: Tensor, size: int, *, antialias: bool = True) -> Tensor:
+    """Bilinear resize of every frame to ``size × size`` (``align_corners=False``).
+
+    Args:
+        video: Float clips ``(B, C, T, H, W)``.
+        size: Output side ``S``.
+        antialias: Low-pass filter when downscaling (torchvision's ``Resize`` default).
+
+    Returns:
+        ``(B, C, T, S, S)``; the input itself when it already has that size.
+    """
+    b, _, t, h, w = video.shape
+    if (h, w) == (size, size):
+        return video
+    frames = rearrange(video, "b c t h w -> (b t) c h w")
+    frames = F.interpolate(
+        frames, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias
+    )
+    return rearrange(frames, "(b t) c h w -> b c t h w", b=b, t=t)
+
+
+def _rand(shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
+    """Uniform [0, 1) draws from ``generator`` (on its device), returned as CPU float64."""
+    device = generator.device if generator is not None else torch.device("cpu")
+    return torch.rand(shape, generator=generator, device=device).to("cpu", torch.float64)
+
+
+def random_resized_crop_params(
+    batch: int,
+    height: int,
+    width: int,
+    *,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Crop boxes of torchvision's ``RandomResizedCrop.get_params``, one per clip, vectorised.
+
+    For each clip: up to 10 tries of (area fraction ~ U(scale), log aspect ratio ~
+    U(log ratio)); the first try whose rounded box fits inside the frame is kept, at a uniformly
+    random position. Clips without a fitting try get torchvision's fallback: the largest centred
+    crop whose aspect ratio is clamped to ``ratio``.
+
+    Args:
+        batch: Number of clips ``B``.
+        height: Frame height ``H``.
+        width: Frame width ``W``.
+        scale: Range of the crop area as a fraction of ``H·W``.
+        ratio: Range of the crop aspect ratio ``w / h``.
+        generator: Optional generator (its device is used for the draws).
+
+    Returns:
+        ``(B, 4)`` int64 CPU tensor of ``(top, left, crop_height, crop_width)``.
+    """
+    if not 0 < scale[0] <= scale[1]:
+        raise ValueError(f"expected 0 < scale[0] <= scale[1], got scale={scale}")
+    if not 0 < ratio[0] <= ratio[1]:
+        raise ValueError(f"expected 0 < ratio[0] <= ratio[1], got ratio={ratio}")
+    u = _rand((batch, 2 * _CROP_TRIES + 2), generator)
+    area = height * width * (scale[0] + (scale[1] - scale[0]) * u[:, :_CROP_TRIES])
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[:, _CROP_TRIES : 2 * _CROP_TRIES])
+    w = torch.round(torch.sqrt(area * aspect))  # (B, tries), round half to even as Python round
+    h = torch.round(torch.sqrt(area / aspect))
+    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    first = fits.to(torch.int8).argmax(dim=1, keepdim=True)  # first fitting try (0 if none)
+    crop_w = w.gather(1, first).squeeze(1)
+    crop_h = h.gather(1, first).squeeze(1)
+    top = torch.floor(u[:, -2] * (height - crop_h + 1)).clamp_max(height - crop_h)
+    left = torch.floor(u[:, -1] * (width - crop_w + 1)).clamp_max(width - crop_w)
+
+    # torchvision's fallback: centred crop of the whole frame, aspect ratio clamped to `ratio`
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        fb_w, fb_h = width, round(width / ratio[0])
+    elif in_ratio > ratio[1]:
+        fb_w, fb_h = round(height * ratio[1]), height
+    else:
+        fb_w, fb_h = width, height
+    fallback = torch.tensor(
+        [(height - fb_h) // 2, (width - fb_w) // 2, fb_h, fb_w], dtype=torch.float64
+    )
+    boxes = torch.stack([top, left, crop_h, crop_w], dim=1)  # (B, 4)
+    boxes = torch.where(fits.any(dim=1, keepdim=True), boxes, fallback)
+    return boxes.to(torch.int64)
+
+
+def crop_resize_flip(video: Tensor, boxes: Tensor, flip: Tensor, size: int) -> Tensor:
+    """Crop each clip to its box, resize to ``size × size`` and optionally mirror it, in one pass.
+
+    One ``affine_grid`` + ``grid_sample`` (bilinear, ``align_corners=False``, border padding)
+    over all ``B·T`` frames; a clip's box and flip apply to all its frames. A box covering the
+    whole frame without flip equals a plain bilinear resize without antialiasing. There is no
+    antialiasing filter, so boxes much larger than ``size`` alias; decode frames at about the
+    crop size (see ``load_frames(size=...)``) to keep the scale factor near 1.
+
+    Args:
+        video: Float clips ``(B, C, T, H, W)``.
+        boxes: ``(B, 4)`` ``(top, left, crop_height, crop_width)`` in pixels.
+        flip: ``(B,)`` bool, mirror left-right.
+        size: Output side ``S``.
+
+    Returns:
+        ``(B, C, T, S, S)`` in the dtype of ``video``.
+    """
+    b, c, t, h, w = video.shape
+    if boxes.shape != (b, 4) or flip.shape != (b,):
+        raise ValueError(
+            f"expected boxes (B, 4) and flip (B,) for B={b}, "
+            f"got {tuple(boxes.shape)} and {tuple(flip.shape)}"
+        )
+    top, left, crop_h, crop_w = boxes.to("cpu", torch.float64).unbind(dim=1)
+    # Normalised source coordinates x_in = sx * x_out + cx map the output square onto the box.
+    sx = torch.where(flip.cpu(), -crop_w / w, crop_w / w)
+    sy = crop_h / h
+    cx = (2 * left + crop_w) / w - 1
+    cy = (2 * top + crop_h) / h - 1
+    zero = torch.zeros_like(sx)
+    theta = torch.stack([sx, zero, cx, zero, sy, cy], dim=1).view(b, 2, 3)
+    theta = theta.to(device=video.device, dtype=video.dtype)
+    grid = F.affine_grid(theta, [b, c, size, size], align_corners=False)  # (B, S, S, 2)
+    # The frames of a clip share its grid: build B grids, not B·T, then repeat over T.
+    grid = grid.unsqueeze(1).expand(b, t, size, size, 2).reshape(b * t, size, size, 2)
+    frames = rearrange(video, "b c t h w -> (b t) c h w")
+    out = F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return rearrange(out, "(b t) c h w -> b c t h w", b=b, t=t)
+
+
+def _gray(video: Tensor) -> Tensor:
+    """Luma ``(B, 1, T, H, W)`` of RGB clips ``(B, 3, T, H, W)``."""
+    r, g, b = video.unbind(dim=1)
+    gray = r * _GRAY_WEIGHTS[0]
+    gray.add_(g, alpha=_GRAY_WEIGHTS[1]).add_(b, alpha=_GRAY_WEIGHTS[2])
+    return gray.unsqueeze(1)
+
+
+def _per_clip(factor: Tensor, video: Tensor) -> Tensor:
+    """``(B,)`` -> ``(B, 1, 1, 1, 1)`` on the device and dtype of ``video``."""
+    return factor.to(device=video.device, dtype=video.dtype).view(-1, 1, 1, 1, 1)
+
+
+def _rgb_to_hsv(video: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Hue, saturation, value ``(B, T, H, W)`` each, in [0, 1], of RGB ``(B, 3, T, H, W)``."""
+    r, g, b = video.unbind(dim=1)
+    maxc = torch.maximum(torch.maximum(r, g), b)
+    minc = torch.minimum(torch.minimum(r, g), b)
+    chroma = maxc - minc
+    grey = chroma == 0
+    ones = torch.ones_like(maxc)
+    sat = chroma / torch.where(grey, ones, maxc)
+    safe = torch.where(grey, ones, chroma)
+    rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
+    is_r = maxc == r
+    is_g = (maxc == g) & ~is_r
+    is_b = ~is_r & ~is_g
+    hue = is_r * (bc - gc) + is_g * (2.0 + rc - bc) + is_b * (4.0 + gc - rc)
+    hue = torch.fmod(hue / 6.0 + 1.0, 1.0)
+    return hue, sat, maxc
+
+
+def _hsv_to_rgb(hue: Tensor, sat: Tensor, val: Tensor) -> Tensor:
+    """RGB ``(B, 3, T, H, W)`` of hue, saturation, value ``(B, T, H, W)`` in [0, 1]."""
+    sector = torch.floor(hue * 6.0)
+    frac = hue * 6.0 - sector
+    sector = sector.to(torch.int64) % 6
+    p = (val * (1.0 - sat)).clamp(0.0, 1.0)
+    q = (val * (1.0 - sat * frac)).clamp(0.0, 1.0)
+    t = (val * (1.0 - sat * (1.0 - frac))).clamp(0.0, 1.0)
+    # For each of the 6 hue sectors, which of (v, q, p, t) is R, G and B.
+    table = torch.stack([val, q, p, t])  # (4, B, T, H, W)
+    pick = torch.tensor(
+        [[0, 1, 2, 2, 3, 0], [3, 0, 0, 1, 2, 2], [2, 2, 3, 0, 0, 1]], device=hue.device
+    )  # (RGB, sector) -> row of `table`
+    rows = pick[:, sector]  # (3, B, T, H, W)
+    rgb = table.gather(0, rows)
+    return rearrange(rgb, "c b t h w -> b c t h w")
+
+
+def color_jitter(
+    video: Tensor,
+    brightness: Tensor,
+    contrast: Tensor,
+    saturation: Tensor,
+    hue: Tensor | None = None,
+) -> Tensor:
+    """torchvision's colour adjustments with per-clip factors, applied in a fixed order.
+
+    Brightness ``x·b``; contrast ``c·x + (1 - c)·mean(gray(frame))``; saturation
+    ``s·x + (1 - s)·gray(x)``; hue: rotate the HSV hue by ``h`` (fraction of a turn). Each step
+    clamps to [0, 1], like ``torchvision.transforms.functional.adjust_*`` applied frame by frame.
+    Unlike ``ColorJitter`` the order is fixed (brightness, contrast, saturation, hue) instead of
+    a random permutation per call, which keeps the batch in one kernel per step.
+
+    Args:
+        video: Float clips in [0, 1] ``(B, 3, T, H, W)``.
+        brightness: ``(B,)`` factors (1 = unchanged).
+        contrast: ``(B,)`` factors (1 = unchanged).
+        saturation: ``(B,)`` factors (1 = unchanged).
+        hue: ``(B,)`` shifts in [-0.5, 0.5], or None to skip the (costlier) hue step.
+
+    Returns:
+        ``(B, 3, T, H, W)`` in [0, 1].
+    """
+    # One new tensor, then in-place steps: c·x + (1 - c)·m is computed as c·(x - m) + m.
+    out = (video * _per_clip(brightness, video)).clamp_(0.0, 1.0)
+    frame_mean = _gray(out).mean(dim=(-2, -1), keepdim=True)  # (B, 1, T, 1, 1), per frame
+    out.sub_(frame_mean).mul_(_per_clip(contrast, video)).add_(frame_mean).clamp_(0.0, 1.0)
+    gray = _gray(out)  # (B, 1, T, H, W)
+    out.sub_(gray).mul_(_per_clip(saturation, video)).add_(gray).clamp_(0.0, 1.0)
+    if hue is not None:
+        h, sat, val = _rgb_to_hsv(out)
+        h = torch.remainder(h + _per_clip(hue, video).squeeze(1), 1.0)
+        out = _hsv_to_rgb(h, sat, val)
+    return out
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """Per-clip random parameters drawn by :meth:`ClipAugment.sample_params` (CPU tensors).
+
+    Attributes:
+        boxes: ``(B, 4)`` int64 ``(top, left, crop_height, crop_width)``.
+        flip: ``(B,)`` bool.
+        brightness: ``(B,)`` float factors.
+        contrast: ``(B,)`` float factors.
+        saturation: ``(B,)`` float factors.
+        hue: ``(B,)`` float shifts, or None when hue jitter is off.
+    """
+
+    boxes: Tensor
+    flip: Tensor
+    brightness: Tensor
+    contrast: Tensor
+    saturation: Tensor
+    hue: Tensor | None
+
+
+class ClipAugment(nn.Module):
+    """Training augmentation of clip batches, parameters drawn per clip, shared by its frames.
+
+    Random resized crop (torchvision semantics) to ``size`` and horizontal flip are one
+    ``affine_grid`` + ``grid_sample`` pass over all ``B·T`` frames (see :func:`crop_resize_flip`,
+    which does not antialias: feed frames decoded near the crop size). Then colour jitter
+    (brightness, contrast and saturation factors each uniform in ``[max(0, 1 - jitter),
+    1 + jitter]``; hue shift uniform in ``[-hue, hue]``, off by default, see
+    :func:`color_jitter`), then optional normalisation.
+
+    Args:
+        size: Output side ``S``.
+        scale: Range of the crop area as a fraction of the frame area.
+        ratio: Range of the crop aspect ratio ``w / h``.
+        flip_p: Probability of a left-right flip per clip.
+        jitter: Strength of the brightness, contrast and saturation jitter (0 disables it).
+        hue: Strength of the hue jitter in [0, 0.5] (0 disables it; M3DFEL uses 0.4 with PIL).
+        mean: Per-channel mean for normalisation (e.g. :data:`KINETICS_MEAN`), or None.
+        std: Per-channel std for normalisation (e.g. :data:`KINETICS_STD`), or None.
+
+    Shape:
+        ``forward``: ``(B, 3, T, H, W)`` or ``(3, T, H, W)`` uint8 [0, 255] or float [0, 1]
+        -> float ``(B, 3, T, S, S)`` (resp. ``(3, T, S, S)``) in [0, 1] before normalisation.
+    """
+
+    mean: Tensor | None
+    std: Tensor | None
+
+    def __init__(
+        self,
+        *,
+        size: int,
+        scale: tuple[float, float] = (0.08, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        flip_p: float = 0.5,
+        jitter: float = 0.4,
+        hue: float = 0.0,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+    ) -> None:
+        super().__init__()
+        if size < 1:
+            raise ValueError(f"expected size >= 1, got size={size}")
+        if not 0 < scale[0] <= scale[1]:
+            raise ValueError(f"expected 0 < scale[0] <= scale[1], got scale={scale}")
+        if not 0 < ratio[0] <= ratio[1]:
+            raise ValueError(f"expected 0 < ratio[0] <= ratio[1], got ratio={ratio}")
+        if not 0.0 <= flip_p <= 1.0:
+            raise ValueError(f"expected 0 <= flip_p <= 1, got flip_p={flip_p}")
+        if jitter < 0:
+            raise ValueError(f"expected jitter >= 0, got jitter={jitter}")
+        if not 0.0 <= hue <= 0.5:
+            raise ValueError(f"expected 0 <= hue <= 0.5, got hue={hue}")
+        self.size = size
+        self.scale = scale
+        self.ratio = ratio
+        self.flip_p = flip_p
+        self.jitter = jitter
+        self.hue = hue
+        stats = _check_mean_std(mean, std)
+        self.register_buffer("mean", None if stats is None else stats[0], persistent=False)
+        self.register_buffer("std", None if stats is None else stats[1], persistent=False)
+
+    def sample_params(
+        self, batch: int, height: int, width: int, generator: torch.Generator | None = None
+    ) -> AugmentParams:
+        """Draw the per-clip parameters for ``batch`` clips of ``height × width`` frames."""
+        boxes = random_resized_crop_params(
+            batch, height, width, scale=self.scale, ratio=self.ratio, generator=generator
+        )
+        u = _rand((batch, 5), generator)
+        lo = max(0.0, 1.0 - self.jitter)
+        factors = (lo + (1.0 + self.jitter - lo) * u[:, 1:4]).float()  # (B, 3)
+        hue = ((2.0 * u[:, 4] - 1.0) * self.hue).float() if self.hue > 0 else None
+        return AugmentParams(
+            boxes=boxes,
+            flip=u[:, 0] < self.flip_p,
+            brightness=factors[:, 0],
+            contrast=factors[:, 1],
+            saturation=factors[:, 2],
+            hue=hue,
+        )
+
+    def apply_params(self, video: Tensor, params: AugmentParams) -> Tensor:
+        """Apply given parameters to clips ``(B, 3, T, H, W)`` (uint8 or float [0, 1]).
+
+        Returns:
+            Float ``(B, 3, T, S, S)``, normalised when ``mean``/``std`` are set.
+        """
+        if video.dtype == torch.uint8:
+            # Sample in [0, 255] and rescale the smaller output: one pass less over the input.
+            out = crop_resize_flip(video.float(), params.boxes, params.flip, self.size)
+            out = out.mul_(1.0 / 255.0)
+        else:
+            out = crop_resize_flip(to_float_clip(video), params.boxes, params.flip, self.size)
+        if self.jitter > 0 or params.hue is not None:
+            out = color_jitter(
+                out, params.brightness, params.contrast, params.saturation, params.hue
+            )
+        if self.mean is not None and self.std is not None:
+            out = normalize(out, self.mean, self.std)
+        return out
+
+    def forward(self, video: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Augment a batch ``(B, 3, T, H, W)`` or a single clip ``(3, T, H, W)``."""
+        batch, single = _as_batch(video)
+        b, _, _, h, w = batch.shape
+        out = self.apply_params(batch, self.sample_params(b, h, w, generator))
+        return out.squeeze(0) if single else out
+
+    def extra_repr(self) -> str:
+        return (
+            f"size={self.size}, scale={self.scale}, ratio={self.ratio}, flip_p={self.flip_p}, "
+            f"jitter={self.jitter}, hue={self.hue}, normalize={self.mean is not None}"
+        )
+
+
+class ClipEval(nn.Module):
+    """Evaluation transform: bilinear antialiased resize to ``size × size``, [0, 1], normalise.
+
+    Args:
+        size: Output side ``S``.
+        mean: Per-channel mean for normalisation (e.g. :data:`KINETICS_MEAN`), or None.
+        std: Per-channel std for normalisation (e.g. :data:`KINETICS_STD`), or None.
+
+    Shape:
+        ``forward``: ``(B, 3, T, H, W)`` or ``(3, T, H, W)`` uint8 [0, 255] or float [0, 1]
+        -> float ``(B, 3, T, S, S)`` (resp. ``(3, T, S, S)``).
+    """
+
+    mean: Tensor | None
+    std: Tensor | None
+
+    def __init__(
+        self,
+        *,
+        size: int,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+    ) -> None:
+        super().__init__()
+        if size < 1:
+            raise ValueError(f"expected size >= 1, got size={size}")
+        self.size = size
+        stats = _check_mean_std(mean, std)
+        self.register_buffer("mean", None if stats is None else stats[0], persistent=False)
+        self.register_buffer("std", None if stats is None else stats[1], persistent=False)
+
+    def forward(self, video: Tensor) -> Tensor:
+        """Resize and normalise a batch ``(B, 3, T, H, W)`` or a single clip ``(3, T, H, W)``."""
+        batch, single = _as_batch(video)
+        if batch.dtype == torch.uint8:
+            out = resize_clip(batch.float(), self.size).mul_(1.0 / 255.0)
+        else:
+            out = resize_clip(to_float_clip(batch), self.size)
+        if self.mean is not None and self.std is not None:
+            out = normalize(out, self.mean, self.std)
+        return out.squeeze(0) if single else out
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, normalize={self.mean is not None}"
