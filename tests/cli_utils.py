@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytorch_lightning as pl
+
 REPO = Path(__file__).resolve().parents[1]
 HDF = str(Path(sys.executable).with_name("hdf"))
 
@@ -65,3 +67,14 @@ def run_hdf(args: list[str], *, cwd: Path, timeout: int = 600) -> subprocess.Com
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+class StopAfterEpochs(pl.Callback):
+    """Stop training cleanly after ``epochs`` epochs, as a preempted job would have (test helper)."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch + 1 >= self.epochs:
+            trainer.should_stop = True

@@ -1,6 +1,6 @@
 """Callbacks for checking distributed runs and keeping evaluation outputs.
 
-* :class:`RankConsistencyCheck` — after training, every rank hashes its parameters and buffers; the
+* :class:`RankConsistencyCheck` — after training, every rank hashes its parameters; the
   run fails loudly if the ranks disagree (a DDP bug would otherwise go unnoticed), and rank 0 writes the
   digests to ``<default_root_dir>/rank_digests.json``.
 * :class:`EvalPredictionWriter` — writes each rank's test predictions (dataset index, label,
@@ -21,11 +21,15 @@ from torch import Tensor
 
 
 def state_digest(module: torch.nn.Module) -> str:
-    """SHA-256 of all parameters and buffers (names, dtypes and exact bytes)."""
+    """SHA-256 of all parameters (names, dtypes and exact bytes).
+
+    Buffers are left out on purpose: without ``sync_batchnorm`` each rank's BatchNorm running
+    statistics see only its own last batch (DDP broadcasts rank 0's at the next forward).
+    """
     h = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
+    for name, tensor in module.named_parameters():
         h.update(name.encode())
-        t = tensor.detach().cpu().contiguous()
+        t = tensor.detach().cpu().contiguous().reshape(-1)
         h.update(str(t.dtype).encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()

@@ -66,15 +66,26 @@ class RunCheckpoint(ModelCheckpoint):
 
 
 def default_callbacks() -> list[Any]:
-    """Model selection on the validation UAR and the last checkpoint for resuming."""
+    """``checkpoints/best.ckpt`` (highest ``val/uar``) and ``checkpoints/last.ckpt`` (every epoch).
+
+    Two callbacks, because ModelCheckpoint's own ``save_last`` only writes when the monitored
+    checkpoint is saved, so a run whose UAR stopped improving would resume from a stale epoch.
+    """
     return [
         RunCheckpoint(
             monitor="val/uar",
             mode="max",
             filename="best",
-            save_last=True,
+            save_top_k=1,
             enable_version_counter=False,
             auto_insert_metric_name=False,
+        ),
+        RunCheckpoint(
+            monitor=None,
+            filename="last",
+            save_top_k=1,
+            every_n_epochs=1,
+            enable_version_counter=False,
         ),
     ]
 
@@ -144,10 +155,12 @@ def main(args: Sequence[str] | None = None) -> Any:
     from hdf_lightning.data.errors import DatasetError
 
     try:
-        return _run(None)
+        result = _run(None)
     except DatasetError as err:
         print(f"hdf: error: {err}", file=sys.stderr)
         sys.exit(2)
+    # the console script passes the return value to sys.exit: an int is the exit code
+    return result if isinstance(result, int) else None
 
 
 def _run(args: Sequence[str] | None) -> Any:
@@ -155,10 +168,7 @@ def _run(args: Sequence[str] | None) -> Any:
     configure_wandb_mode()
     extra = _extra_commands()
     if argv and argv[0] in extra:
-        code = extra[argv[0]](argv[1:])
-        if args is None:
-            sys.exit(code)
-        return code
+        return extra[argv[0]](argv[1:])
     return HDFCLI(
         model_class=HDFClassifier,
         datamodule_class=LightningDataModule,

@@ -497,9 +497,20 @@ class ClipDataModule(pl.LightningDataModule):
             views = video.shape[1]
             flat = transform(rearrange(video, "b v c t h w -> (b v) c t h w"))
             batch["video"] = rearrange(flat, "(b v) c t h w -> b v c t h w", v=views)
+        elif isinstance(transform, ClipAugment):
+            batch["video"] = transform(video, generator=self._batch_generator(batch, video.device))
         else:
             batch["video"] = transform(video)
         return batch
+
+    def _batch_generator(self, batch: Any, device: torch.device) -> torch.Generator:
+        """A generator seeded by (seed, epoch, the batch's clip indices): augmentation does not
+        depend on the global RNG, so a resumed run augments exactly as an uninterrupted one."""
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        index = batch.get("index")
+        key = 0 if index is None else int((index.long() * 1_000_003).remainder(2**31 - 1).sum())
+        seed = (self.seed * 1_000_033 + epoch * 7_919 + key) % (2**63 - 1)
+        return torch.Generator(device=device).manual_seed(seed)
 
 
 class DFEWDataModule(ClipDataModule):
