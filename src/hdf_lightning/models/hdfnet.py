@@ -1,0 +1,108 @@
+"""HDFNet: X3D with a DAM after each of its 4 stages (METHOD.md §1)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from hdf_lightning.layers.dam import DAM
+from hdf_lightning.models.x3d import X3D, WeightsSkip
+
+
+class HDFNet(X3D):
+    """X3D with DAMs: ``stem -> stage1 -> DAM -> ... -> stage4 -> DAM -> head``.
+
+    With the defaults (16 frames, 7 classes, 2048-d head) it has 2,989,017 + 4 x 4,237 = 3,005,965
+    parameters. X3D never strides time, so every DAM sees ``T == num_frames`` and the input clip
+    must have exactly ``num_frames`` frames.
+
+    Args:
+        num_classes: number of output classes.
+        num_frames: frames per clip ``T`` (DAM's ``K``).
+        width_factor: X3D channel multiplier.
+        depth_factor: X3D depth multiplier.
+        bottleneck_factor: X3D bottleneck expansion.
+        se_ratio: X3D squeeze-excitation ratio.
+        head_dim: width of the projected feature.
+        dropout: dropout before the classifier.
+        dam_stages: the stages (1..4) followed by a DAM; ``()`` gives the plain X3D baseline.
+        weights: local X3D checkpoint loaded into the backbone (pytorchvideo Kinetics files or an
+            X3D state dict); the DAMs keep their init and are listed as such in ``load_report``.
+        weights_skip: what of the checkpoint's head is not loaded.
+
+    Attributes:
+        dams: ``ModuleDict`` from stage number (``"1"``..``"4"``) to its DAM.
+
+    Shape:
+        input ``(B, 3, num_frames, H, W)``;
+        output ``(logits (B, num_classes), feature (B, head_dim))``.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int = 7,
+        num_frames: int = 16,
+        width_factor: float = 2.0,
+        depth_factor: float = 2.2,
+        bottleneck_factor: float = 2.25,
+        se_ratio: float = 0.0625,
+        head_dim: int = 2048,
+        dropout: float = 0.5,
+        dam_stages: Sequence[int] = (1, 2, 3, 4),
+        weights: str | None = None,
+        weights_skip: WeightsSkip = "classifier",
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            num_frames=num_frames,
+            width_factor=width_factor,
+            depth_factor=depth_factor,
+            bottleneck_factor=bottleneck_factor,
+            se_ratio=se_ratio,
+            head_dim=head_dim,
+            dropout=dropout,
+        )
+        stages = tuple(dam_stages)
+        num_stages = len(self.stages)
+        if any(s not in range(1, num_stages + 1) for s in stages) or len(set(stages)) != len(
+            stages
+        ):
+            raise ValueError(
+                f"dam_stages must be distinct stage numbers in 1..{num_stages}, got {stages}"
+            )
+        self.dam_stages: tuple[int, ...] = tuple(sorted(stages))
+        self.dams = nn.ModuleDict(
+            {str(s): DAM(self.stage_channels[s - 1], num_frames) for s in self.dam_stages}
+        )
+        if weights is not None:
+            self.load_weights(weights, skip=weights_skip)
+
+    def forward_stages(self, x: Tensor) -> list[Tensor]:
+        """The output of each stage, after its DAM when it has one.
+
+        Args:
+            x: clips ``(B, 3, num_frames, H, W)``.
+
+        Returns:
+            4 tensors ``(B, stage_channels[s], T, H_s, W_s)``.
+
+        Raises:
+            ValueError: the clip does not have ``num_frames`` frames (while DAMs are present).
+        """
+        self.check_input(x)
+        if self.dam_stages and x.shape[2] != self.num_frames:
+            raise ValueError(
+                f"HDFNet was built for num_frames={self.num_frames}, got T={x.shape[2]} "
+                f"in input of shape {tuple(x.shape)} (expected (B, 3, T, H, W))"
+            )
+        x = self.stem(x)
+        outputs = []
+        for index, stage in enumerate(self.stages, start=1):
+            x = stage(x)
+            key = str(index)
+            if key in self.dams:
+                x = self.dams[key](x)
+            outputs.append(x)
+        return outputs
