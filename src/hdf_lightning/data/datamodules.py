@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytorch_lightning as pl
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 import torch
 import torch.distributed as dist
 from einops import rearrange
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -212,6 +212,8 @@ class ClipDataModule(pl.LightningDataModule):
         seed: seed of the honest split, the shuffling and the frame sampling.
         normalize: ``"none"`` or ``"kinetics"`` (mean 0.45, std 0.225).
         augment: random resized crop, flip and colour jitter on training batches.
+        crop_scale: area range of the random resized crop (METHOD.md: 0.08-1; milder ranges suit
+            tiny datasets such as the demo's).
         skip_bad: drop unusable clips (counted and logged) instead of raising.
         balanced_sampler: draw training clips with probability inversely proportional to their
             class frequency (works under DDP).
@@ -234,6 +236,7 @@ class ClipDataModule(pl.LightningDataModule):
         seed: int = 42,
         normalize: Literal["none", "kinetics"] = "none",
         augment: bool = True,
+        crop_scale: tuple[float, float] = (0.08, 1.0),
         skip_bad: bool = False,
         balanced_sampler: bool = False,
         pin_memory: bool = False,
@@ -271,6 +274,9 @@ class ClipDataModule(pl.LightningDataModule):
         self.seed = seed
         self.normalize = normalize
         self.augment = augment
+        if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
+            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
+        self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
         self.skip_bad = skip_bad
         self.balanced_sampler = balanced_sampler
         self.pin_memory = pin_memory
@@ -472,7 +478,7 @@ class ClipDataModule(pl.LightningDataModule):
             self._transforms[train] = (
                 ClipAugment(
                     size=self.crop_size,
-                    scale=(0.08, 1.0),
+                    scale=self.crop_scale,
                     ratio=(3 / 4, 4 / 3),
                     flip_p=0.5,
                     jitter=0.4,
@@ -521,7 +527,7 @@ class DFEWDataModule(ClipDataModule):
         fold: 1..5.
         variant: ``"clip_224x224"``, ``"clip_224x224_16f"`` or ``"video"`` (``Clip/original``).
         num_frames, crop_size, load_size, batch_size, num_workers, sampler, eval_views, protocol,
-        val_fraction, seed, normalize, augment, skip_bad, balanced_sampler, pin_memory,
+        val_fraction, seed, normalize, augment, crop_scale, skip_bad, balanced_sampler, pin_memory,
         persistent_workers: see :class:`ClipDataModule`.
     """
 
@@ -543,6 +549,7 @@ class DFEWDataModule(ClipDataModule):
         seed: int = 42,
         normalize: Literal["none", "kinetics"] = "none",
         augment: bool = True,
+        crop_scale: tuple[float, float] = (0.08, 1.0),
         skip_bad: bool = False,
         balanced_sampler: bool = False,
         pin_memory: bool = False,
@@ -563,6 +570,7 @@ class DFEWDataModule(ClipDataModule):
             seed=seed,
             normalize=normalize,
             augment=augment,
+            crop_scale=crop_scale,
             skip_bad=skip_bad,
             balanced_sampler=balanced_sampler,
             pin_memory=pin_memory,
@@ -587,7 +595,7 @@ class FERV39kDataModule(ClipDataModule):
     Args:
         root: FERV39k root, holding ``2_ClipsforFaceCrop/`` and ``4_setups/``.
         num_frames, crop_size, load_size, batch_size, num_workers, sampler, eval_views, protocol,
-        val_fraction, seed, normalize, augment, skip_bad, balanced_sampler, pin_memory,
+        val_fraction, seed, normalize, augment, crop_scale, skip_bad, balanced_sampler, pin_memory,
         persistent_workers: see :class:`ClipDataModule`.
     """
 
@@ -607,6 +615,7 @@ class FERV39kDataModule(ClipDataModule):
         seed: int = 42,
         normalize: Literal["none", "kinetics"] = "none",
         augment: bool = True,
+        crop_scale: tuple[float, float] = (0.08, 1.0),
         skip_bad: bool = False,
         balanced_sampler: bool = False,
         pin_memory: bool = False,
@@ -625,6 +634,7 @@ class FERV39kDataModule(ClipDataModule):
             seed=seed,
             normalize=normalize,
             augment=augment,
+            crop_scale=crop_scale,
             skip_bad=skip_bad,
             balanced_sampler=balanced_sampler,
             pin_memory=pin_memory,
@@ -652,7 +662,7 @@ class VideoCSVDataModule(ClipDataModule):
         val_csv: optional validation split.
         base_dir: folder relative paths start from (default: each CSV's folder).
         num_frames, crop_size, load_size, batch_size, num_workers, sampler, eval_views, protocol,
-        val_fraction, seed, normalize, augment, skip_bad, balanced_sampler, pin_memory,
+        val_fraction, seed, normalize, augment, crop_scale, skip_bad, balanced_sampler, pin_memory,
         persistent_workers: see :class:`ClipDataModule`.
     """
 
@@ -676,6 +686,7 @@ class VideoCSVDataModule(ClipDataModule):
         seed: int = 42,
         normalize: Literal["none", "kinetics"] = "none",
         augment: bool = True,
+        crop_scale: tuple[float, float] = (0.08, 1.0),
         skip_bad: bool = False,
         balanced_sampler: bool = False,
         pin_memory: bool = False,
@@ -696,6 +707,7 @@ class VideoCSVDataModule(ClipDataModule):
             seed=seed,
             normalize=normalize,
             augment=augment,
+            crop_scale=crop_scale,
             skip_bad=skip_bad,
             balanced_sampler=balanced_sampler,
             pin_memory=pin_memory,
@@ -742,8 +754,8 @@ class SyntheticDFEWDataModule(DFEWDataModule):
         write_16f: also write ``Clip/clip_224x224_16f`` (needed by that variant).
         synth_seed: seed of the generator.
         fold, variant, num_frames, crop_size, load_size, batch_size, num_workers, sampler,
-        eval_views, protocol, val_fraction, seed, normalize, augment, skip_bad, balanced_sampler,
-        pin_memory, persistent_workers: see :class:`DFEWDataModule`.
+        eval_views, protocol, val_fraction, seed, normalize, augment, crop_scale, skip_bad,
+        balanced_sampler, pin_memory, persistent_workers: see :class:`DFEWDataModule`.
     """
 
     def __init__(
@@ -773,6 +785,7 @@ class SyntheticDFEWDataModule(DFEWDataModule):
         seed: int = 42,
         normalize: Literal["none", "kinetics"] = "none",
         augment: bool = True,
+        crop_scale: tuple[float, float] = (0.08, 1.0),
         skip_bad: bool = False,
         balanced_sampler: bool = False,
         pin_memory: bool = False,
@@ -794,6 +807,7 @@ class SyntheticDFEWDataModule(DFEWDataModule):
             seed=seed,
             normalize=normalize,
             augment=augment,
+            crop_scale=crop_scale,
             skip_bad=skip_bad,
             balanced_sampler=balanced_sampler,
             pin_memory=pin_memory,

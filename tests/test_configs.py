@@ -1,0 +1,126 @@
+"""Every file under configs/ is parsed, and every runnable one trains one batch on tiny generated data.
+
+Sizes are overridden (few frames, 32 px, batch 2); the network families, losses, SAM settings and
+DataModule classes are the configs' own. GPU trainer presets are parsed and checked, not run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from cli_utils import REPO
+
+from hdf_lightning.cli import main
+from hdf_lightning.data.synthetic import SynthConfig, generate_dfew, generate_ferv39k
+
+CONFIGS = REPO / "configs"
+ALL_CONFIGS = sorted(p.relative_to(CONFIGS).as_posix() for p in CONFIGS.rglob("*.yaml"))
+ABLATIONS = sorted(p.name for p in (CONFIGS / "ablations").glob("*.yaml"))
+GPU_PRESETS = ["trainer/gpu_bf16.yaml", "trainer/ddp.yaml", "trainer/ddp_multinode.yaml"]
+TINY = SynthConfig(num_subjects=5, clips_per_subject=2, image_size=32, num_frames_range=(6, 12))
+
+
+@pytest.fixture(scope="module")
+def dfew_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("dfew")
+    generate_dfew(root / "DFEW", TINY)
+    return root / "DFEW"
+
+
+@pytest.fixture(scope="module")
+def ferv39k_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ferv39k")
+    generate_ferv39k(root / "FERV39k", TINY)
+    return root / "FERV39k"
+
+
+def test_every_config_is_covered_below() -> None:
+    covered = {"demo.yaml", "dfew.yaml", "ferv39k.yaml", "m3dfel_dfew.yaml", "trainer/cpu.yaml"}
+    covered |= {f"ablations/{name}" for name in ABLATIONS} | set(GPU_PRESETS)
+    assert set(ALL_CONFIGS) == covered
+
+
+@pytest.mark.parametrize("name", ALL_CONFIGS)
+def test_config_parses(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    configs = ["--config", str(CONFIGS / name)]
+    if name.startswith(("ablations/", "trainer/")):
+        configs = ["--config", str(CONFIGS / "dfew.yaml"), *configs]
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", *configs, "--print_config"])
+    assert exc.value.code == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    own = yaml.safe_load((CONFIGS / name).read_text())
+    # what the file sets is what the parsed configuration holds
+    for key, value in (own.get("trainer") or {}).items():
+        assert cfg["trainer"][key] == value, key
+    net = (own.get("model") or {}).get("net")
+    if net is not None:
+        assert cfg["model"]["net"]["class_path"] == net["class_path"]
+
+
+def _fast_dev_run(tmp: Path, configs: list[str], data: list[str], net: list[str]) -> None:
+    cli = main(
+        [
+            "fit",
+            *configs,
+            *data,
+            *net,
+            "--data.crop_size=32",
+            "--data.batch_size=2",
+            "--data.num_workers=0",
+            "--trainer.fast_dev_run=1",
+            "--trainer.accelerator=cpu",
+            "--trainer.devices=1",
+            "--trainer.logger=false",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.default_root_dir={tmp}",
+        ]
+    )
+    assert cli.trainer.global_step == 1
+    assert "val/uar" in cli.trainer.callback_metrics
+
+
+FOUR_FRAMES = ["--data.num_frames=4", "--model.net.num_frames=4"]
+
+
+def test_demo_config_runs(tmp_path: Path) -> None:
+    data = [f"--data.root={tmp_path / 'synth'}", "--data.num_subjects=5",
+            "--data.clips_per_subject=2", "--data.image_size=32"]
+    _fast_dev_run(tmp_path, ["--config", str(CONFIGS / "demo.yaml")], data, FOUR_FRAMES)
+
+
+def test_dfew_config_runs(tmp_path: Path, dfew_root: Path) -> None:
+    _fast_dev_run(tmp_path, ["--config", str(CONFIGS / "dfew.yaml")],
+                  [f"--data.root={dfew_root}"], FOUR_FRAMES)
+
+
+def test_cpu_trainer_preset_runs(tmp_path: Path, dfew_root: Path) -> None:
+    configs = ["--config", str(CONFIGS / "dfew.yaml"), "--config", str(CONFIGS / "trainer/cpu.yaml")]
+    _fast_dev_run(tmp_path, configs, [f"--data.root={dfew_root}"], FOUR_FRAMES)
+
+
+def test_ferv39k_config_runs(tmp_path: Path, ferv39k_root: Path) -> None:
+    _fast_dev_run(tmp_path, ["--config", str(CONFIGS / "ferv39k.yaml")],
+                  [f"--data.root={ferv39k_root}"], FOUR_FRAMES)
+
+
+def test_m3dfel_config_runs(tmp_path: Path, dfew_root: Path) -> None:
+    frames = ["--data.num_frames=8", "--model.net.num_frames=8"]
+    _fast_dev_run(tmp_path, ["--config", str(CONFIGS / "m3dfel_dfew.yaml")],
+                  [f"--data.root={dfew_root}"], frames)
+
+
+@pytest.mark.parametrize("name", ABLATIONS)
+def test_ablation_config_runs(tmp_path: Path, dfew_root: Path, name: str) -> None:
+    configs = ["--config", str(CONFIGS / "dfew.yaml"), "--config", str(CONFIGS / "ablations" / name)]
+    _fast_dev_run(tmp_path, configs, [f"--data.root={dfew_root}"], FOUR_FRAMES)
+
+
+@pytest.mark.parametrize("name", GPU_PRESETS)
+def test_gpu_presets_ask_for_gpus_and_mixed_precision(name: str) -> None:
+    trainer = yaml.safe_load((CONFIGS / name).read_text())["trainer"]
+    assert trainer["accelerator"] == "gpu" and trainer["precision"] == "bf16-mixed"
+    if "ddp" in name:
+        assert trainer["strategy"] == "ddp"
