@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 import statistics
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ RESULT_FILE = "result.json"
 def build_cli(args: Sequence[str]) -> Any:
     """Parse and instantiate a fit-style config without running a subcommand (``run=False``).
 
-    Returns the :class:`~hdf_lightning.cli.HDFCLI` with ``.model``, ``.datamodule`` and ``.trainer``.
+    Returns the :class:`~hdf_lightning.cli.HDFCLI` with ``.model``, ``.datamodule`` and
+    ``.trainer``.
     """
     from pytorch_lightning import LightningDataModule
 
@@ -26,16 +28,19 @@ def build_cli(args: Sequence[str]) -> Any:
     from hdf_lightning.lit.module import HDFClassifier
 
     configure_wandb_mode()
-    return HDFCLI(
-        model_class=HDFClassifier,
-        datamodule_class=LightningDataModule,
-        subclass_mode_data=True,
-        args=list(args),
-        run=False,
-        auto_configure_optimizers=False,
-        trainer_defaults={"callbacks": default_callbacks()},
-        save_config_kwargs={"overwrite": True},
-    )
+    with warnings.catch_warnings():
+        # the arguments come from ``args``, not from the ``hdf cv``/``hdf cost`` command line
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        return HDFCLI(
+            model_class=HDFClassifier,
+            datamodule_class=LightningDataModule,
+            subclass_mode_data=True,
+            args=list(args),
+            run=False,
+            auto_configure_optimizers=False,
+            trainer_defaults={"callbacks": default_callbacks()},
+            save_config_kwargs={"overwrite": True},
+        )
 
 
 def _metrics_of(results: list[dict[str, float]]) -> dict[str, float]:
@@ -159,4 +164,3 @@ def cost_from_config(
     shape = (3, int(dm.num_frames), int(dm.crop_size), int(dm.crop_size))
     report = measure_cost(cli.model.net, shape, batch_size=batch_size, device=device, iters=iters)
     return format_cost(report)
-
