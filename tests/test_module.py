@@ -195,7 +195,7 @@ def test_sam_refuses_gradient_accumulation() -> None:
     module = HDFClassifier(
         TinyNet(), num_classes=K, class_names=["a", "b", "c"], save_plots=False, warmup_epochs=0
     )
-    with pytest.raises(ValueError, match="accumulate_grad_batches=2 cannot be combined"):
+    with pytest.raises(ValueError, match="accumulate_grad_batches=2 cannot be combined with sam=true"):
         fit(module, make_batches(2), accumulate_grad_batches=2)
 
 

@@ -1,20 +1,22 @@
 """The LightningModule that wires a video network, a loss (DSM or CE) and SAM.
 
-The module is thin orchestration: the network, the loss and the base optimizer are injected (from YAML
-through ``class_path``), the two-pass SAM step lives in :meth:`HDFClassifier.training_step`, and
-everything numerical is in :mod:`hdf_lightning.losses`, :mod:`hdf_lightning.optim` and
-:mod:`hdf_lightning.evaluation`.
+The module is thin orchestration: the network, the loss and the base optimizer are injected
+(from YAML through ``class_path``), the two-pass SAM step lives in
+:meth:`HDFClassifier.training_step`, and everything numerical is in :mod:`hdf_lightning.losses`,
+:mod:`hdf_lightning.optim` and :mod:`hdf_lightning.evaluation`.
 
-Why manual optimisation: SAM needs two forward/backward passes per step with a weight perturbation
-in between, BatchNorm statistics frozen on the second pass, and the first pass's gradient norm fed to
-DSM. Lightning's ``manual_backward`` keeps mixed precision (loss scaling) and DDP gradient
-synchronisation working for both passes; the base optimizer is what Lightning sees, so checkpoints,
-LR schedulers, ``global_step`` and the 16-bit gradient scaler behave exactly as with any optimizer.
+Why manual optimisation: SAM needs two forward/backward passes per step with a weight
+perturbation in between, BatchNorm statistics frozen on the second pass, and the first pass's
+gradient norm fed to DSM. Lightning's ``manual_backward`` keeps mixed precision (loss scaling) and
+DDP gradient synchronisation working for both passes; the base optimizer is what Lightning sees,
+so checkpoints, LR schedulers, ``global_step`` and the 16-bit gradient scaler behave exactly as
+with any optimizer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,6 +27,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
+from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from hdf_lightning.losses import DSM, LossOutput
@@ -45,7 +48,9 @@ DFEW_CLASS_NAMES: tuple[str, ...] = (
 
 def grad_norm(params: Iterable[Tensor]) -> Tensor:
     """Global L2 norm of the gradients of ``params`` (float32 scalar; 0 when none has one)."""
-    norms = [torch.linalg.vector_norm(p.grad, dtype=torch.float32) for p in params if p.grad is not None]
+    norms = [
+        torch.linalg.vector_norm(p.grad, dtype=torch.float32) for p in params if p.grad is not None
+    ]
     if not norms:
         return torch.zeros(())
     return torch.linalg.vector_norm(torch.stack(norms))
@@ -64,7 +69,8 @@ class HDFClassifier(pl.LightningModule):
             e.g. :class:`~hdf_lightning.models.HDFNet`.
         loss: a loss with the :class:`~hdf_lightning.losses.LossOutput` contract (``DSM`` or
             ``ClassificationLoss``); default ``DSM()`` with METHOD.md §3's values.
-        optimizer: the base optimizer factory (``class_path`` in YAML); default AdamW per METHOD.md §5.
+        optimizer: the base optimizer factory (``class_path`` in YAML); default AdamW as in
+            METHOD.md §5.
         sam: wrap the base optimizer in SAM (two passes per step).
         sam_rho: SAM's neighbourhood radius ρ (0.05; ASAM ≈ 2.0).
         sam_adaptive: ASAM (scale-invariant perturbation).
@@ -77,6 +83,8 @@ class HDFClassifier(pl.LightningModule):
         save_plots: write the confusion matrix and per-class recall PNGs after validation and test,
             and log them to the experiment logger.
         embedding_plot: also draw a PCA plot of the test features, coloured by class.
+        cost_report: at the start of ``test``, print and log the network's parameters, GFLOPs per
+            clip, peak forward memory and clips/s at the DataModule's input size.
     """
 
     def __init__(
@@ -95,6 +103,7 @@ class HDFClassifier(pl.LightningModule):
         class_names: Sequence[str] | None = None,
         save_plots: bool = True,
         embedding_plot: bool = False,
+        cost_report: bool = True,
     ) -> None:
         super().__init__()
         if sam and sam_rho < 0:
@@ -121,6 +130,7 @@ class HDFClassifier(pl.LightningModule):
         self.class_names = names
         self.save_plots = save_plots
         self.embedding_plot = embedding_plot
+        self.cost_report = cost_report
         self._sam: SAM | None = None
         self.skipped_steps = 0
 
@@ -177,8 +187,8 @@ class HDFClassifier(pl.LightningModule):
         if self.use_sam and self.trainer.accumulate_grad_batches > 1:
             raise ValueError(
                 "SAM computes its perturbation from the gradient of one batch, so "
-                f"accumulate_grad_batches={self.trainer.accumulate_grad_batches} cannot be combined "
-                "with sam=true. Use a larger batch (or more devices) instead, or set "
+                f"accumulate_grad_batches={self.trainer.accumulate_grad_batches} cannot be "
+                "combined with sam=true. Use a larger batch (or more devices) instead, or set "
                 "--model.sam false."
             )
 
@@ -207,7 +217,8 @@ class HDFClassifier(pl.LightningModule):
         x, y = batch["video"], batch["label"]
         opt = self.optimizers()
         scheduler = self.lr_schedulers()
-        assert not isinstance(opt, list) and scheduler is not None and not isinstance(scheduler, list)
+        if isinstance(opt, list) or scheduler is None or isinstance(scheduler, list):
+            raise RuntimeError("HDFClassifier expects exactly one optimizer and one scheduler")
 
         # First pass: metrics, logs and the gradient norm g come from here only.
         logits, feature = self(x)
@@ -229,8 +240,9 @@ class HDFClassifier(pl.LightningModule):
                 "sam_rho, or check the input data."
             )
         if finite:
-            if hasattr(self.loss, "observe_grad_norm"):
-                self.loss.observe_grad_norm(g)
+            observe = getattr(self.loss, "observe_grad_norm", None)
+            if callable(observe):
+                observe(g)
             if self._sam is not None:
                 # Second pass at w + e; its gradient (at the perturbed weights) updates w.
                 opt.zero_grad()
@@ -283,6 +295,38 @@ class HDFClassifier(pl.LightningModule):
             self._test_labels.append(y.detach().cpu())
         return {"loss": loss, "logits": logits.detach()}
 
+    def on_test_start(self) -> None:
+        if self.cost_report and self.trainer.is_global_zero:
+            self._report_cost()
+
+    def _report_cost(self) -> None:
+        from hdf_lightning.evaluation.cost import format_cost, measure_cost
+
+        dm = getattr(self.trainer, "datamodule", None)
+        frames, size = getattr(dm, "num_frames", None), getattr(dm, "crop_size", None)
+        if frames is None or size is None:
+            log.info("cost report skipped: the DataModule has no num_frames/crop_size")
+            return
+        report = measure_cost(
+            self.net, (3, int(frames), int(size), int(size)), device=self.device, iters=3, warmup=1
+        )
+        text = format_cost(report)
+        log.info("cost of %s at 3x%dx%dx%d:\n%s", type(self.net).__name__, frames, size, size, text)
+        rank_zero_info(text)
+        path = self._run_dir() / "cost_report.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report.to_dict(), indent=2, default=str))
+        if self.logger is not None:
+            values = report.to_dict()
+            self.logger.log_metrics(
+                {
+                    f"cost/{k}": float(v)
+                    for k, v in values.items()
+                    if isinstance(v, int | float) and not isinstance(v, bool)
+                },
+                step=self.global_step,
+            )
+
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         return self._eval_step(batch, "val")
 
@@ -290,7 +334,7 @@ class HDFClassifier(pl.LightningModule):
         return self._eval_step(batch, "test")
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        logits, feature = self(batch["video"])
+        logits, _ = self(batch["video"])
         probs = logits.float().softmax(-1)
         out = {"probs": probs, "pred": probs.argmax(-1)}
         if "index" in batch:
