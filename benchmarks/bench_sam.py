@@ -1,9 +1,9 @@
 """Step time of the Lightning SAM step against a hand-written PyTorch SAM loop and plain AdamW.
 
-The same network, batch, loss (DSM) and base optimizer everywhere; the batch lives in memory so only
-the optimisation step is timed. Lightning's step time is measured between ``on_train_batch_start`` and
-``on_train_batch_end`` (the whole ``training_step``: two forward/backward passes, the perturbation,
-the restore, the AdamW step and the scheduler step).
+The same network, batch, loss (DSM) and base optimizer everywhere; the batch lives in memory so
+only the optimisation step is timed. Lightning's step time is measured between
+``on_train_batch_start`` and ``on_train_batch_end`` (the whole ``training_step``: two
+forward/backward passes, the perturbation, the restore, the AdamW step and the scheduler step).
 
     python benchmarks/bench_sam.py                      # tiny HDFNet, 8x64x64, batch 16
     python benchmarks/bench_sam.py --frames 16 --size 112 --width 2.0 --depth 2.2 --head 2048
@@ -52,12 +52,12 @@ class StepTimer(pl.Callback):
 
 def make_net(a: argparse.Namespace) -> HDFNet:
     torch.manual_seed(0)
-    return HDFNet(
-        num_frames=a.frames, width_factor=a.width, depth_factor=a.depth, head_dim=a.head
-    )
+    return HDFNet(num_frames=a.frames, width_factor=a.width, depth_factor=a.depth, head_dim=a.head)
 
 
-def lightning_steps(a: argparse.Namespace, batch: dict[str, torch.Tensor], sam: bool) -> list[float]:
+def lightning_steps(
+    a: argparse.Namespace, batch: dict[str, torch.Tensor], sam: bool
+) -> list[float]:
     module = HDFClassifier(
         make_net(a),
         loss=DSM(),

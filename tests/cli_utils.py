@@ -56,8 +56,9 @@ def tiny_fit_args(tmp: Path, *, epochs: int = 1, extra: list[str] | None = None)
 
 
 def run_hdf(args: list[str], *, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``hdf`` console script in a subprocess (for DDP and error-output checks)."""
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    """Run the installed ``hdf`` console script in a subprocess (DDP and error-output checks)."""
+    # one intra-op thread per process: several processes (DDP ranks) share 2 cores in CI
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [HDF, *args],
         cwd=cwd,
@@ -70,7 +71,7 @@ def run_hdf(args: list[str], *, cwd: Path, timeout: int = 600) -> subprocess.Com
 
 
 class StopAfterEpochs(pl.Callback):
-    """Stop training cleanly after ``epochs`` epochs, as a preempted job would have (test helper)."""
+    """Stop training cleanly after ``epochs`` epochs, as a preempted job would."""
 
     def __init__(self, epochs: int) -> None:
         self.epochs = epochs

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from cli_utils import REPO, run_hdf, tiny_fit_args, tiny_synthetic_data
 
+from cli_utils import REPO, TINY_NET, run_hdf, tiny_fit_args, tiny_synthetic_data
 from hdf_lightning.cli import main
 from hdf_lightning.data.errors import DatasetNotFoundError
 
@@ -103,8 +103,9 @@ def test_fit_then_test_through_main(tmp_path: Path) -> None:
     assert figures == ["test_confusion_matrix.png", "test_per_class_recall.png"]
 
 
-# Lightning maps precision="16-mixed" to bf16 on the CPU; the explicit plugin keeps real fp16 autocast
-# with a GradScaler, so the scaler path of the SAM step (unscaled g, skip on overflow) runs here too.
+# Lightning maps precision="16-mixed" to bf16 on the CPU; the explicit plugin keeps real fp16
+# autocast with a GradScaler, so the scaler path of the SAM step (unscaled g, skip on overflow)
+# runs here too.
 FP16_ON_CPU = [
     "--trainer.plugins=pytorch_lightning.plugins.precision.MixedPrecision",
     "--trainer.plugins.precision=16-mixed",
@@ -159,10 +160,44 @@ def test_data_verify_command(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_data_synth_command_writes_the_dfew_layout(tmp_path: Path) -> None:
     out = tmp_path / "synth"
     code = main(
-        ["data", "synth", f"--out={out}", "--num_subjects=5", "--clips_per_subject=1",
-         "--image_size=32"]
+        [
+            "data",
+            "synth",
+            f"--out={out}",
+            "--num_subjects=5",
+            "--clips_per_subject=1",
+            "--image_size=32",
+        ]
     )
     assert code == 0
     for fold in range(1, 6):
         assert (out / "EmoLabel_DataSplit" / "train(single-labeled)" / f"set_{fold}.csv").is_file()
     assert len(list((out / "Clip" / "clip_224x224").iterdir())) == 5
+
+
+def test_wandb_offline_run_holds_the_pictures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")  # never online from a test, even with a key
+    main(tiny_fit_args(tmp_path))
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    wandb_root = tmp_path / "wandb_run"
+    main(
+        [
+            "test",
+            "--config",
+            str(REPO / "configs" / "demo.yaml"),
+            *TINY_NET,
+            *tiny_synthetic_data(tmp_path / "data"),
+            f"--trainer.default_root_dir={wandb_root}",
+            "--trainer.enable_progress_bar=false",
+            f"--ckpt_path={ckpt}",
+        ]
+    )
+    runs = list(wandb_root.rglob("offline-run-*"))
+    assert runs, f"no offline wandb run under {wandb_root}"
+    images = list(runs[0].rglob("*.png"))
+    names = " ".join(str(p) for p in images)
+    assert "confusion_matrix" in names and "per_class_recall" in names
+    # and the same pictures as PNG files in the run folder
+    assert any(p.name == "test_confusion_matrix.png" for p in wandb_root.rglob("figures/*.png"))

@@ -1,4 +1,4 @@
-"""Every file under configs/ is parsed, and every runnable one trains one batch on tiny generated data.
+"""Every file under configs/ is parsed; every runnable one trains a batch on tiny generated data.
 
 Sizes are overridden (few frames, 32 px, batch 2); the network families, losses, SAM settings and
 DataModule classes are the configs' own. GPU trainer presets are parsed and checked, not run.
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_utils import REPO
 
+from cli_utils import REPO
 from hdf_lightning.cli import main
 from hdf_lightning.data.synthetic import SynthConfig, generate_dfew, generate_ferv39k
 
@@ -86,35 +86,61 @@ FOUR_FRAMES = ["--data.num_frames=4", "--model.net.num_frames=4"]
 
 
 def test_demo_config_runs(tmp_path: Path) -> None:
-    data = [f"--data.root={tmp_path / 'synth'}", "--data.num_subjects=5",
-            "--data.clips_per_subject=2", "--data.image_size=32"]
+    data = [
+        f"--data.root={tmp_path / 'synth'}",
+        "--data.num_subjects=5",
+        "--data.clips_per_subject=2",
+        "--data.image_size=32",
+    ]
     _fast_dev_run(tmp_path, ["--config", str(CONFIGS / "demo.yaml")], data, FOUR_FRAMES)
 
 
 def test_dfew_config_runs(tmp_path: Path, dfew_root: Path) -> None:
-    _fast_dev_run(tmp_path, ["--config", str(CONFIGS / "dfew.yaml")],
-                  [f"--data.root={dfew_root}"], FOUR_FRAMES)
+    _fast_dev_run(
+        tmp_path,
+        ["--config", str(CONFIGS / "dfew.yaml")],
+        [f"--data.root={dfew_root}"],
+        FOUR_FRAMES,
+    )
 
 
 def test_cpu_trainer_preset_runs(tmp_path: Path, dfew_root: Path) -> None:
-    configs = ["--config", str(CONFIGS / "dfew.yaml"), "--config", str(CONFIGS / "trainer/cpu.yaml")]
+    configs = [
+        "--config",
+        str(CONFIGS / "dfew.yaml"),
+        "--config",
+        str(CONFIGS / "trainer/cpu.yaml"),
+    ]
     _fast_dev_run(tmp_path, configs, [f"--data.root={dfew_root}"], FOUR_FRAMES)
 
 
 def test_ferv39k_config_runs(tmp_path: Path, ferv39k_root: Path) -> None:
-    _fast_dev_run(tmp_path, ["--config", str(CONFIGS / "ferv39k.yaml")],
-                  [f"--data.root={ferv39k_root}"], FOUR_FRAMES)
+    _fast_dev_run(
+        tmp_path,
+        ["--config", str(CONFIGS / "ferv39k.yaml")],
+        [f"--data.root={ferv39k_root}"],
+        FOUR_FRAMES,
+    )
 
 
 def test_m3dfel_config_runs(tmp_path: Path, dfew_root: Path) -> None:
     frames = ["--data.num_frames=8", "--model.net.num_frames=8"]
-    _fast_dev_run(tmp_path, ["--config", str(CONFIGS / "m3dfel_dfew.yaml")],
-                  [f"--data.root={dfew_root}"], frames)
+    _fast_dev_run(
+        tmp_path,
+        ["--config", str(CONFIGS / "m3dfel_dfew.yaml")],
+        [f"--data.root={dfew_root}"],
+        frames,
+    )
 
 
 @pytest.mark.parametrize("name", ABLATIONS)
 def test_ablation_config_runs(tmp_path: Path, dfew_root: Path, name: str) -> None:
-    configs = ["--config", str(CONFIGS / "dfew.yaml"), "--config", str(CONFIGS / "ablations" / name)]
+    configs = [
+        "--config",
+        str(CONFIGS / "dfew.yaml"),
+        "--config",
+        str(CONFIGS / "ablations" / name),
+    ]
     _fast_dev_run(tmp_path, configs, [f"--data.root={dfew_root}"], FOUR_FRAMES)
 
 

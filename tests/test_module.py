@@ -1,4 +1,4 @@
-"""HDFClassifier: the Lightning SAM step against a hand-written two-pass reference, and its guards."""
+"""HDFClassifier: the Lightning SAM step against a hand-written two-pass reference; guards."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from hdf_lightning.lit import HDFClassifier
 from hdf_lightning.losses import DSM, ClassificationLoss
 from hdf_lightning.losses.dsm import dro_supcon_loss, dsm_lambdas, information_bottleneck
-from hdf_lightning.lit import HDFClassifier
 
 K = 3
 
 
 class TinyNet(nn.Module):
-    """(B, 3, T, H, W) -> (logits (B, K), feature (B, 6)), with BatchNorm so SAM's BN rule matters."""
+    """(B, 3, T, H, W) -> (logits (B, K), feature (B, 6)); BatchNorm makes SAM's BN rule matter."""
 
     num_classes = K
 
@@ -92,7 +92,9 @@ def reference_sam_steps(
                 p.add_(rho * p.grad / (g + 1e-12))
         for p in params:
             p.grad = None
-        bn_state = {k: v.clone() for k, v in net.state_dict().items() if "running" in k or "tracked" in k}
+        bn_state = {
+            k: v.clone() for k, v in net.state_dict().items() if "running" in k or "tracked" in k
+        }
         logits, feature = net(x)
         loss_fn(logits, feature, y, g).backward()
         with torch.no_grad():
@@ -167,7 +169,9 @@ def test_dsm_second_pass_uses_first_pass_gradient_norm() -> None:
 
     reference_sam_steps(ref, batches, lr=lr, rho=rho, loss_fn=dsm_ref)
     for key, value in ref.state_dict().items():
-        torch.testing.assert_close(module.net.state_dict()[key], value, rtol=1e-4, atol=1e-6, msg=key)
+        torch.testing.assert_close(
+            module.net.state_dict()[key], value, rtol=1e-4, atol=1e-6, msg=key
+        )
 
 
 def test_without_sam_dsm_uses_previous_step_gradient_norm() -> None:
@@ -195,7 +199,9 @@ def test_sam_refuses_gradient_accumulation() -> None:
     module = HDFClassifier(
         TinyNet(), num_classes=K, class_names=["a", "b", "c"], save_plots=False, warmup_epochs=0
     )
-    with pytest.raises(ValueError, match="accumulate_grad_batches=2 cannot be combined with sam=true"):
+    with pytest.raises(
+        ValueError, match="accumulate_grad_batches=2 cannot be combined with sam=true"
+    ):
         fit(module, make_batches(2), accumulate_grad_batches=2)
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_utils import REPO, TINY_NET, run_hdf, tiny_fit_args, tiny_synthetic_data
 
+from cli_utils import REPO, TINY_NET, run_hdf, tiny_fit_args, tiny_synthetic_data
 from hdf_lightning.cli import main
 from hdf_lightning.evaluation.metrics import uar_war_from_predictions
 
@@ -61,8 +61,12 @@ def test_ddp_two_cpu_processes_identical_weights_and_global_uar(tmp_path: Path) 
         "--trainer.accelerator=cpu",
     ]
     fit = run_hdf(
-        ["fit", *common, "--trainer.max_epochs=2",
-         "--trainer.callbacks+=hdf_lightning.callbacks.RankConsistencyCheck"],
+        [
+            "fit",
+            *common,
+            "--trainer.max_epochs=2",
+            "--trainer.callbacks+=hdf_lightning.callbacks.RankConsistencyCheck",
+        ],
         cwd=tmp_path,
     )
     assert fit.returncode == 0, fit.stderr[-4000:]
@@ -71,8 +75,12 @@ def test_ddp_two_cpu_processes_identical_weights_and_global_uar(tmp_path: Path) 
 
     ckpt = root / "checkpoints" / "last.ckpt"
     test = run_hdf(
-        ["test", *common, f"--ckpt_path={ckpt}",
-         "--trainer.callbacks+=hdf_lightning.callbacks.EvalPredictionWriter"],
+        [
+            "test",
+            *common,
+            f"--ckpt_path={ckpt}",
+            "--trainer.callbacks+=hdf_lightning.callbacks.EvalPredictionWriter",
+        ],
         cwd=tmp_path,
     )
     assert test.returncode == 0, test.stderr[-4000:]

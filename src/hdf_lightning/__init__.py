@@ -35,7 +35,27 @@ _EXPORTS: dict[str, str] = {
     "HDFClassifier": "hdf_lightning.lit",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "CLASS_NAMES",
+    "DAM",
+    "DSM",
+    "M3DFEL",
+    "SAM",
+    "X3D",
+    "ClassificationLoss",
+    "DFEWDataModule",
+    "FERV39kDataModule",
+    "HDFClassifier",
+    "HDFNet",
+    "LossOutput",
+    "SyntheticDFEWDataModule",
+    "VideoCSVDataModule",
+    "__version__",
+    "dct_basis_7x7",
+    "frozen_bn_stats",
+    "insert_dam",
+    "warmup_cosine_schedule",
+]
 
 if TYPE_CHECKING:
     from hdf_lightning.data import (

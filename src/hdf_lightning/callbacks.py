@@ -1,10 +1,11 @@
 """Callbacks for checking distributed runs and keeping evaluation outputs.
 
-* :class:`RankConsistencyCheck` — after training, every rank hashes its parameters; the
-  run fails loudly if the ranks disagree (a DDP bug would otherwise go unnoticed), and rank 0 writes the
-  digests to ``<default_root_dir>/rank_digests.json``.
+* :class:`RankConsistencyCheck` — after training, every rank hashes its parameters; the run
+  fails loudly if the ranks disagree (a DDP bug would otherwise go unnoticed), and rank 0 writes
+  the digests to ``<default_root_dir>/rank_digests.json``.
 * :class:`EvalPredictionWriter` — writes each rank's test predictions (dataset index, label,
-  prediction, probabilities) to ``<default_root_dir>/predictions/test_rank<r>.pt`` so that metrics can be
+  prediction, probabilities) to ``<default_root_dir>/predictions/test_rank<r>.pt`` so that
+  metrics can be
   recomputed offline over the whole evaluation set.
 """
 
