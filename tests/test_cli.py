@@ -201,3 +201,62 @@ def test_wandb_offline_run_holds_the_pictures(
     assert "confusion_matrix" in names and "per_class_recall" in names
     # and the same pictures as PNG files in the run folder
     assert any(p.name == "test_confusion_matrix.png" for p in wandb_root.rglob("figures/*.png"))
+
+
+def test_cli_refuses_sam_with_gradient_accumulation(tmp_path: Path) -> None:
+    args = tiny_fit_args(tmp_path, extra=["--trainer.accumulate_grad_batches=2"])
+    with pytest.raises(ValueError, match="accumulate_grad_batches=2 cannot be combined with sam"):
+        main(args)
+
+
+def test_fit_on_a_csv_of_frame_folders_and_video_files(tmp_path: Path) -> None:
+    """VideoCSVDataModule through the CLI: user data given as frame folders and video files."""
+    import numpy as np
+    from PIL import Image
+
+    from hdf_lightning.data.synthetic import render_clip
+    from hdf_lightning.data.video import write_video
+
+    classes = ["happy", "sad", "neutral"]
+    rows: dict[str, list[str]] = {"train": [], "test": []}
+    for i in range(12):
+        label = i % 3
+        clip = render_clip(label, num_frames=8, image_size=32, seed=i)  # (T, H, W, 3) uint8
+        split = "test" if i >= 9 else "train"
+        if i % 2:
+            path = tmp_path / "videos" / f"clip{i}.mp4"
+            path.parent.mkdir(exist_ok=True)
+            write_video(path, clip)
+        else:
+            path = tmp_path / "frames" / f"clip{i}"
+            path.mkdir(parents=True)
+            for t, frame in enumerate(clip):
+                Image.fromarray(np.ascontiguousarray(frame)).save(path / f"{t + 1:05d}.jpg")
+        rows[split].append(f"{path.relative_to(tmp_path)},{classes[label]}")
+    for split, lines in rows.items():
+        (tmp_path / f"{split}.csv").write_text("path,label\n" + "\n".join(lines) + "\n")
+
+    cli = main(
+        [
+            "fit",
+            "--config",
+            str(REPO / "configs" / "demo.yaml"),
+            *TINY_NET,
+            "--data=hdf_lightning.data.VideoCSVDataModule",
+            f"--data.train_csv={tmp_path / 'train.csv'}",
+            f"--data.test_csv={tmp_path / 'test.csv'}",
+            f"--data.classes={classes}",
+            "--data.num_frames=4",
+            "--data.crop_size=32",
+            "--data.batch_size=3",
+            "--data.num_workers=0",
+            "--trainer.max_epochs=1",
+            "--trainer.logger=false",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.default_root_dir={tmp_path / 'run'}",
+        ]
+    )
+    assert cli.model.num_classes == 3 and list(cli.model.class_names) == classes
+    assert cli.trainer.global_step == 3  # 9 training clips, batch 3
+    kinds = {r.kind for r in cli.datamodule.split_records("train")}
+    assert kinds == {"frames", "video"}

@@ -19,7 +19,7 @@ from pytorch_lightning import LightningDataModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
-from hdf_lightning.lit.module import HDFClassifier
+from hdf_lightning.lit.module import HDFClassifier, sam_accumulation_error
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,12 @@ class HDFCLI(LightningCLI):
             callbacks = [*callbacks, RichProgressBar(leave=True)]
         return super()._instantiate_trainer(config, callbacks)
 
+    def before_fit(self) -> None:
+        # Lightning refuses accumulation under manual optimisation with a generic message; say why.
+        accumulate = self.trainer.accumulate_grad_batches
+        if getattr(self.model, "use_sam", False) and accumulate > 1:
+            raise sam_accumulation_error(accumulate)
+
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         trainer = cfg.trainer
@@ -126,6 +132,9 @@ class HDFCLI(LightningCLI):
         )
         parser.link_arguments(
             "data", "model.class_names", compute_fn=_class_names, apply_on="instantiate"
+        )
+        parser.link_arguments(
+            "data", "model.net.init_args.num_classes", compute_fn=_num_classes, apply_on="instantiate"
         )
 
 

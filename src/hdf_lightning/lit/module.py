@@ -56,6 +56,15 @@ def grad_norm(params: Iterable[Tensor]) -> Tensor:
     return torch.linalg.vector_norm(torch.stack(norms))
 
 
+def sam_accumulation_error(accumulate_grad_batches: int) -> ValueError:
+    """The error for SAM combined with gradient accumulation (refused: see the message)."""
+    return ValueError(
+        "SAM computes its perturbation from the gradient of one batch, so "
+        f"accumulate_grad_batches={accumulate_grad_batches} cannot be combined with sam=true. "
+        "Use a larger batch (or more devices) instead, or set --model.sam false."
+    )
+
+
 def default_optimizer(params: Any) -> torch.optim.Optimizer:
     """The METHOD.md §5 recipe: AdamW, lr 5e-4, weight decay 0.05, eps 1e-8."""
     return torch.optim.AdamW(params, lr=5e-4, weight_decay=0.05, eps=1e-8)
@@ -185,12 +194,7 @@ class HDFClassifier(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         if self.use_sam and self.trainer.accumulate_grad_batches > 1:
-            raise ValueError(
-                "SAM computes its perturbation from the gradient of one batch, so "
-                f"accumulate_grad_batches={self.trainer.accumulate_grad_batches} cannot be "
-                "combined with sam=true. Use a larger batch (or more devices) instead, or set "
-                "--model.sam false."
-            )
+            raise sam_accumulation_error(self.trainer.accumulate_grad_batches)
 
     def _grad_scale(self) -> float:
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
