@@ -66,7 +66,7 @@ def test_fit_batches_after_transfer(dfew_tree: DFEWTree) -> None:
     assert set(dm.datasets) == {"train", "val"}  # fit builds only what it needs
     batch = next(iter(dm.train_dataloader()))
     assert batch["video"].dtype == torch.uint8 and batch["video"].shape == (4, 3, 4, 16, 16)
-    dm.trainer = SimpleNamespace(training=True)  # type: ignore[assignment]
+    dm.trainer = SimpleNamespace(training=True, current_epoch=0)  # type: ignore[assignment]
     out = dm.on_after_batch_transfer(batch, 0)
     assert out["video"].shape == (4, 3, 4, 16, 16) and out["video"].dtype == torch.float32
     assert out["label"].dtype == torch.long and out["index"].dtype == torch.long
