@@ -16,5 +16,5 @@ def test_readme_has_python_examples() -> None:
 def test_readme_python_examples_run() -> None:
     for block in BLOCKS:
         namespace: dict[str, object] = {}
-        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
+        exec(compile(block, str(README), "exec"), namespace)
         assert namespace, block

@@ -97,3 +97,31 @@ def test_ddp_two_cpu_processes_identical_weights_and_global_uar(tmp_path: Path) 
     logged = next(r for r in rows if r.get("test/uar"))
     assert float(logged["test/uar"]) == pytest.approx(float(uar), abs=1e-6)
     assert float(logged["test/war"]) == pytest.approx(float(war), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_ddp_per_device_first_sam_pass_keeps_ranks_identical(tmp_path: Path) -> None:
+    """``sam_sync_first_pass: false``: the first pass skips the all-reduce, the second does not."""
+    root = tmp_path / "run"
+    proc = run_hdf(
+        [
+            "fit",
+            "--config",
+            str(REPO / "configs" / "demo.yaml"),
+            *TINY_NET,
+            *tiny_synthetic_data(tmp_path / "data", batch_size=4),
+            "--model.sam_sync_first_pass=false",
+            f"--trainer.default_root_dir={root}",
+            "--trainer.logger=false",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.strategy=ddp",
+            "--trainer.devices=2",
+            "--trainer.accelerator=cpu",
+            "--trainer.max_epochs=1",
+            "--trainer.callbacks+=hdf_lightning.callbacks.RankConsistencyCheck",
+        ],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    digests = json.loads((root / "rank_digests.json").read_text())["digests"]
+    assert len(digests) == 2 and digests[0] == digests[1]

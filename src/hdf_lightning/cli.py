@@ -134,7 +134,10 @@ class HDFCLI(LightningCLI):
             "data", "model.class_names", compute_fn=_class_names, apply_on="instantiate"
         )
         parser.link_arguments(
-            "data", "model.net.init_args.num_classes", compute_fn=_num_classes, apply_on="instantiate"
+            "data",
+            "model.net.init_args.num_classes",
+            compute_fn=_num_classes,
+            apply_on="instantiate",
         )
 
 
