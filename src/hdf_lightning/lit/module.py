@@ -227,6 +227,7 @@ class HDFClassifier(pl.LightningModule):
         # First pass: metrics, logs and the gradient norm g come from here only.
         logits, feature = self(x)
         first = self._loss(logits, feature, y, weighted=not self.use_sam, g=None)
+        parts = dict(first.parts)
         with self._first_pass_sync():
             self.manual_backward(first.loss)
         scale = self._grad_scale()
@@ -256,6 +257,8 @@ class HDFClassifier(pl.LightningModule):
                     self.manual_backward(second.loss)
                 self._sam.restore()
                 self.log("train/loss_perturbed", second.loss.detach(), on_step=True, on_epoch=False)
+                # the weights the update applied (the first pass is the unweighted sum)
+                parts.update({k: v for k, v in second.parts.items() if k.startswith("lambda_")})
         else:
             # 16-mixed overflow: the scaler skips the step below and lowers the scale.
             self.skipped_steps += 1
@@ -267,7 +270,7 @@ class HDFClassifier(pl.LightningModule):
         bs = y.shape[0]
         self.train_metrics.update(logits.detach(), y)
         self.log("train/loss", first.loss.detach(), on_step=True, on_epoch=True, batch_size=bs)
-        for name, value in first.parts.items():
+        for name, value in parts.items():
             self.log(f"train/{name}", value, on_step=True, on_epoch=False, batch_size=bs)
         self.log("train/grad_norm", g, on_step=True, on_epoch=False, batch_size=bs)
         self.log("train/lr", opt.param_groups[0]["lr"], on_step=True, on_epoch=False, batch_size=bs)
