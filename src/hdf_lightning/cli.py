@@ -181,11 +181,18 @@ def _run(args: Sequence[str] | None) -> Any:
     extra = _extra_commands()
     if argv and argv[0] in extra:
         return extra[argv[0]](argv[1:])
+    return make_cli(None if args is None else argv)
+
+
+def make_cli(args: Sequence[str] | None, *, run: bool = True) -> HDFCLI:
+    """The :class:`HDFCLI` of ``hdf``; with ``run=False`` it parses and instantiates the model,
+    DataModule and trainer of a fit-style config without running a subcommand."""
     return HDFCLI(
         model_class=HDFClassifier,
         datamodule_class=LightningDataModule,
         subclass_mode_data=True,
-        args=None if args is None else argv,
+        args=None if args is None else list(args),
+        run=run,
         parser_kwargs={
             "description": "HDF for dynamic facial expression recognition (hdf-lightning).",
             "epilog": EXTRA_COMMANDS_HELP,

@@ -22,25 +22,13 @@ def build_cli(args: Sequence[str]) -> Any:
     Returns the :class:`~hdf_lightning.cli.HDFCLI` with ``.model``, ``.datamodule`` and
     ``.trainer``.
     """
-    from pytorch_lightning import LightningDataModule
-
-    from hdf_lightning.cli import HDFCLI, configure_wandb_mode, default_callbacks
-    from hdf_lightning.lit.module import HDFClassifier
+    from hdf_lightning.cli import configure_wandb_mode, make_cli
 
     configure_wandb_mode()
     with warnings.catch_warnings():
         # the arguments come from ``args``, not from the ``hdf cv``/``hdf cost`` command line
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-        return HDFCLI(
-            model_class=HDFClassifier,
-            datamodule_class=LightningDataModule,
-            subclass_mode_data=True,
-            args=list(args),
-            run=False,
-            auto_configure_optimizers=False,
-            trainer_defaults={"callbacks": default_callbacks()},
-            save_config_kwargs={"overwrite": True},
-        )
+        return make_cli(args, run=False)
 
 
 def _metrics_of(results: list[dict[str, float]]) -> dict[str, float]:
