@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from pytorchvideo.models.x3d import create_x3d  # test-only reference (the "test" extra)
 from torch import nn
 
 from hdf_lightning.models import X3D, load_x3d_weights, x3d_key_from_pytorchvideo, x3d_preset
-
-create_x3d = pytest.importorskip("pytorchvideo.models.x3d").create_x3d
 
 
 def pytorchvideo_x3d(num_classes: int = 7, frames: int = 16, crop: int = 112, **kw) -> nn.Module:
