@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from hdf_lightning.lit import HDFClassifier
 from hdf_lightning.losses import DSM
 from hdf_lightning.models import HDFNet
-from hdf_lightning.optim import SAM, frozen_bn_stats
+from hdf_lightning.optim import SAM, frozen_bn_stats, gradient_norm
 
 
 class Repeat(Dataset):
@@ -106,9 +106,7 @@ def plain_steps(a: argparse.Namespace, batch: dict[str, torch.Tensor], sam: bool
                 loss_fn(logits2, feat2, y, weighted=True, grad_norm=g).loss.backward()
             opt.second_step(zero_grad=True)
         else:
-            g = torch.linalg.vector_norm(
-                torch.stack([p.grad.norm() for p in net.parameters() if p.grad is not None])
-            )
+            g = gradient_norm(net.parameters())
             loss_fn.observe_grad_norm(g)
             base.step()
             base.zero_grad()

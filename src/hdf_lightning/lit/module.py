@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from hdf_lightning.losses import DSM, LossOutput
-from hdf_lightning.optim import SAM, frozen_bn_stats, warmup_cosine_schedule
+from hdf_lightning.optim import SAM, frozen_bn_stats, gradient_norm, warmup_cosine_schedule
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +44,6 @@ DFEW_CLASS_NAMES: tuple[str, ...] = (
     "disgust",
     "fear",
 )
-
-
-def grad_norm(params: Iterable[Tensor]) -> Tensor:
-    """Global L2 norm of the gradients of ``params`` (float32 scalar; 0 when none has one)."""
-    norms = [
-        torch.linalg.vector_norm(p.grad, dtype=torch.float32) for p in params if p.grad is not None
-    ]
-    if not norms:
-        return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack(norms))
 
 
 def sam_accumulation_error(accumulate_grad_batches: int) -> ValueError:
@@ -235,7 +225,7 @@ class HDFClassifier(pl.LightningModule):
         if self._sam is not None:
             g = self._sam.first_step() / scale  # SAM's perturbation is scale-invariant; g is not
         else:
-            g = grad_norm(self.net.parameters()) / scale
+            g = gradient_norm(self.net.parameters()) / scale
         g = g.detach()
         finite = bool(torch.isfinite(g))
         if not finite and scale == 1.0:

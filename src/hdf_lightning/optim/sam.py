@@ -33,6 +33,26 @@ log = logging.getLogger(__name__)
 _EPS = 1e-12
 
 
+@torch.no_grad()
+def gradient_norm(params: Iterable[Tensor], *, adaptive: bool = False) -> Tensor:
+    """Global L2 norm of the gradients of ``params`` (of w·∇ with ``adaptive``), float32.
+
+    Parameters without a gradient are skipped. Returns a () tensor on the device of the first
+    gradient (a CPU zero when there is none). SAM's g, and DSM's g when training without SAM.
+    """
+    norms: list[Tensor] = []
+    device: torch.device | None = None
+    for p in params:
+        if p.grad is None:
+            continue
+        device = p.grad.device if device is None else device
+        grad = p.grad * p.abs() if adaptive else p.grad
+        norms.append(torch.linalg.vector_norm(grad, dtype=torch.float32).to(device))
+    if not norms:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(norms))
+
+
 class SAM(Optimizer):
     """Sharpness-aware minimisation wrapping a base optimizer.
 
@@ -99,18 +119,16 @@ class SAM(Optimizer):
         Returns:
             () tensor on the device of the first parameter with a gradient (0 without any).
         """
-        norms: list[Tensor] = []
-        device: torch.device | None = None
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                device = p.grad.device if device is None else device
-                grad = p.grad * p.abs() if group["adaptive"] else p.grad
-                norms.append(torch.linalg.vector_norm(grad, dtype=torch.float32).to(device))
+        norms = [
+            gradient_norm(group["params"], adaptive=group["adaptive"])
+            for group in self.param_groups
+            if any(p.grad is not None for p in group["params"])
+        ]
         if not norms:
             return torch.zeros(())
-        return torch.linalg.vector_norm(torch.stack(norms))
+        if len(norms) == 1:
+            return norms[0]
+        return torch.linalg.vector_norm(torch.stack([n.to(norms[0].device) for n in norms]))
 
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> Tensor:
