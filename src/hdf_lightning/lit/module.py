@@ -182,10 +182,6 @@ class HDFClassifier(pl.LightningModule):
         )
         return {"optimizer": base, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    def on_fit_start(self) -> None:
-        if self.use_sam and self.trainer.accumulate_grad_batches > 1:
-            raise sam_accumulation_error(self.trainer.accumulate_grad_batches)
-
     def _grad_scale(self) -> float:
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
         return float(scaler.get_scale()) if scaler is not None else 1.0
