@@ -75,6 +75,43 @@ def test_fit_batches_after_transfer(dfew_tree: DFEWTree) -> None:
     assert out["video"].min() < 0
 
 
+@pytest.mark.parametrize("augment_on", ["loader", "device"])
+def test_training_augmentation_runs_where_asked(dfew_tree: DFEWTree, augment_on: str) -> None:
+    dm = _dfew(dfew_tree.root, crop_size=8, load_size=16, augment_on=augment_on)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    side = 8 if augment_on == "loader" else 16  # the workers crop, or leave it to the device
+    assert batch["video"].dtype == torch.uint8 and batch["video"].shape == (4, 3, 4, side, side)
+    dm.trainer = SimpleNamespace(training=True, current_epoch=0)  # type: ignore[assignment]
+    out = dm.on_after_batch_transfer(batch, 0)["video"]
+    assert out.shape == (4, 3, 4, 8, 8) and out.dtype == torch.float32
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+def test_loader_augmentation_is_seeded_by_clip_and_epoch_not_workers(dfew_tree: DFEWTree) -> None:
+    dm = _dfew(dfew_tree.root, crop_size=8, load_size=16, augment_on="loader")
+    dm.setup("fit")
+    train = dm.datasets["train"]
+    assert train.transform is not None and dm.datasets["val"].transform is None
+    first = train[(0, 0)]["video"]
+    assert first.shape == (3, 4, 8, 8) and first.is_contiguous()
+    assert torch.equal(train[(0, 0)]["video"], first)
+    assert not torch.equal(train[(0, 1)]["video"], first)  # a new epoch, a new augmentation
+    serial = [b["video"] for b in dm.train_dataloader()]
+    dm.num_workers = 2
+    parallel = [b["video"] for b in dm.train_dataloader()]
+    assert len(serial) == len(parallel) > 1
+    assert all(torch.equal(a, b) for a, b in zip(serial, parallel, strict=True))
+
+
+def test_no_augmentation_means_no_loader_transform(dfew_tree: DFEWTree) -> None:
+    dm = _dfew(dfew_tree.root, augment=False)
+    dm.setup("fit")
+    assert dm.datasets["train"].transform is None
+    with pytest.raises(ValueError, match="augment_on"):
+        _dfew(dfew_tree.root, augment_on="gpu")
+
+
 def test_eval_batches_and_views(dfew_tree: DFEWTree) -> None:
     dm = _dfew(dfew_tree.root, crop_size=8, load_size=16, eval_views=2)
     dm.setup("test")

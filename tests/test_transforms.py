@@ -1,4 +1,4 @@
-"""Tests for hdf_lightning.data.transforms (batched clip augmentation)."""
+"""Tests for hdf_lightning.data.transforms (batched and per-clip clip augmentation)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
+import torchvision.transforms.v2.functional as TF2
 
 from hdf_lightning.data.transforms import (
     KINETICS_MEAN,
     KINETICS_STD,
     ClipAugment,
     ClipEval,
+    LoaderAugment,
     color_jitter,
     crop_resize_flip,
+    crop_resize_flip_uint8,
+    planar_uint8,
     random_resized_crop_params,
     to_float_clip,
 )
@@ -237,6 +241,119 @@ def test_mean_std_are_not_in_the_state_dict_but_follow_to() -> None:
     ],
 )
 def test_invalid_arguments_raise_value_error(make: object, match: str) -> None:
+    assert callable(make)
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+# ---------------------------------------------------------------- LoaderAugment (one clip, uint8)
+
+
+def _interleaved(clip: torch.Tensor) -> torch.Tensor:
+    """A ``(3, T, H, W)`` view of frame-major RGB-interleaved memory, as decoders return."""
+    return clip.permute(1, 2, 3, 0).contiguous().permute(3, 0, 1, 2)
+
+
+def _smooth_clip(t: int, h: int, w: int, seed: int = 3) -> torch.Tensor:
+    """uint8 ``(3, T, H, W)`` of smooth colour fields (interpolation differences stay small)."""
+    coarse = torch.rand((t, 3, h // 4, w // 4), generator=_gen(seed))
+    fine = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
+    return (fine.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 0, 2, 3).contiguous()
+
+
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("box", [(3, 5, 9, 11), (0, 0, 24, 20), (2, 1, 20, 18)])
+def test_crop_resize_flip_uint8_matches_torchvision(box: tuple[int, ...], flip: bool) -> None:
+    clip = _clip(1, 4, 24, 20)[0]  # (3, T, H, W)
+    out = crop_resize_flip_uint8(_interleaved(clip), box, flip, 12)  # type: ignore[arg-type]
+    assert out.shape == (3, 4, 12, 12) and out.dtype == torch.uint8
+    top, left, h, w = box
+    ref = TF2.resized_crop(
+        clip.permute(1, 0, 2, 3), top, left, h, w, [12, 12], antialias=True
+    )  # (T, 3, S, S)
+    if flip:
+        ref = ref.flip(-1)
+    diff = (out.permute(1, 0, 2, 3).int() - ref.int()).abs()
+    assert diff.max() <= 1  # same filter; uint8 kernels may round differently by one level
+    # any memory layout gives the same pixels
+    assert torch.equal(crop_resize_flip_uint8(clip, box, flip, 12), out)  # type: ignore[arg-type]
+
+
+def test_planar_uint8_copies_only_when_needed() -> None:
+    clip = _clip(1, 3, 6, 5)[0]
+    assert planar_uint8(clip) is clip
+    view = _interleaved(clip)
+    out = planar_uint8(view)
+    assert out.is_contiguous() and torch.equal(out, clip)
+
+
+def test_loader_augment_draws_the_parameters_of_clip_augment() -> None:
+    loader = LoaderAugment(size=8, jitter=0.4, hue=0.2)
+    batched = ClipAugment(size=8, jitter=0.4, hue=0.2)
+    a = loader.sample_params(30, 40, _gen(11))
+    b = batched.sample_params(1, 30, 40, _gen(11))
+    assert torch.equal(a.boxes, b.boxes) and torch.equal(a.flip, b.flip)
+    for name in ("brightness", "contrast", "saturation", "hue"):
+        assert torch.equal(getattr(a, name), getattr(b, name))
+
+
+def test_loader_augment_is_close_to_clip_augment_with_the_same_draws() -> None:
+    # upscaling crops: no antialiasing either way; the two differ only at the crop's border
+    # (grid_sample reads the pixels outside the box, interpolate clamps) and by rounding
+    clip = _smooth_clip(4, 48, 48)
+    for seed in range(8):
+        kwargs = {"size": 32, "scale": (0.2, 0.4), "jitter": 0.4}
+        loader = LoaderAugment(**kwargs)(_interleaved(clip), _gen(seed)).float() / 255
+        batched = ClipAugment(**kwargs)(clip.unsqueeze(0), generator=_gen(seed))[0]
+        inner = (loader - batched)[..., 2:-2, 2:-2].abs()
+        assert inner.max() <= 3 / 255, seed
+
+
+def test_loader_augment_jitter_is_color_jitter_rounded() -> None:
+    clip = _clip(1, 3, 10, 10)[0]
+    aug = LoaderAugment(size=10, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0.0, jitter=0.4)
+    params = aug.sample_params(10, 10, _gen(4))
+    out = aug.apply_params(_interleaved(clip), params)
+    ref = color_jitter(
+        clip.unsqueeze(0).float() / 255, params.brightness, params.contrast, params.saturation
+    )[0]
+    assert out.is_contiguous() and out.dtype == torch.uint8
+    assert torch.equal(out, (ref * 255).round().to(torch.uint8))
+    assert not torch.equal(out, clip)  # the factors are not all 1
+
+
+def test_loader_augment_same_params_for_all_frames_and_reproducible() -> None:
+    static = _static_clip(1, 5, 24, 20)[0]
+    aug = LoaderAugment(size=12, jitter=0.4, hue=0.1)
+    out = aug(_interleaved(static), _gen(1))
+    assert out.shape == (3, 5, 12, 12) and out.dtype == torch.uint8
+    for t in range(1, 5):
+        assert torch.equal(out[:, t], out[:, 0])
+    assert torch.equal(aug(static, _gen(1)), out)
+    assert not torch.equal(aug(static, _gen(2)), out)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: LoaderAugment(size=0), "size"),
+        (lambda: LoaderAugment(size=8, hue=0.6), "hue"),
+        (lambda: LoaderAugment(size=8)(torch.zeros(3, 2, 8, 8)), "uint8"),
+        (
+            lambda: crop_resize_flip_uint8(
+                torch.zeros(3, 2, 8, 8, dtype=torch.uint8), (4, 4, 5, 2), False, 4
+            ),
+            "does not fit",
+        ),
+        (
+            lambda: crop_resize_flip_uint8(
+                torch.zeros(3, 2, 8, 8, dtype=torch.uint8), (0, 0, 0, 2), False, 4
+            ),
+            "non-empty",
+        ),
+    ],
+)
+def test_loader_augment_invalid_arguments(make: object, match: str) -> None:
     assert callable(make)
     with pytest.raises(ValueError, match=match):
         make()

@@ -117,6 +117,17 @@ def test_load_frames_shape_dtype_and_content(
     assert (centre - expected).abs().max() <= 6
 
 
+def test_load_frames_interleaved_view_holds_the_same_pixels(tmp_path: Path) -> None:
+    paths = _write_jpegs(tmp_path, 3)
+    order = [paths[2], paths[0], paths[2]]
+    planar = load_frames(order, size=16)
+    view = load_frames(order, size=16, planar=False)
+    assert torch.equal(view, planar)
+    assert not view.is_contiguous()
+    # frame-major RGB-interleaved memory: (3, T, H, W) is a permuted (T, H, W, 3)
+    assert view.permute(1, 2, 3, 0).is_contiguous()
+
+
 def test_load_frames_keeps_the_requested_order(tmp_path: Path) -> None:
     paths = _write_jpegs(tmp_path, 4)
     clip = load_frames([paths[3], paths[0], paths[2]], size=8)
@@ -243,6 +254,10 @@ def test_video_round_trip(tmp_path: Path, suffix: str) -> None:
     everything = decode_video(path, None)
     assert everything.shape == (3, 8, 32, 48)
     assert torch.equal(everything[:, indices], clip)
+    assert clip.is_contiguous()
+
+    view = decode_video(path, indices, planar=False)
+    assert torch.equal(view, clip) and view.permute(1, 2, 3, 0).is_contiguous()
 
 
 def test_decode_video_converts_only_requested_frames(

@@ -2,8 +2,10 @@
 
 No I/O happens in ``__init__``; :meth:`ClipDataModule.setup` reads only the splits the stage needs
 (a missing dataset raises :class:`~hdf_lightning.data.errors.DatasetNotFoundError` there, before any
-training step). Batches leave the DataLoader as uint8 clips and are augmented and normalised on the
-device in :meth:`ClipDataModule.on_after_batch_transfer`.
+training step). Batches leave the DataLoader as uint8 clips, already augmented by the workers
+(``augment_on="loader"``, the default) or augmented on the device in
+:meth:`ClipDataModule.on_after_batch_transfer` (``augment_on="device"``); the float conversion and
+normalisation always happen there.
 
 Protocols (recorded in ``hparams.protocol``):
 
@@ -41,18 +43,32 @@ from hdf_lightning.data.datasets import (
 from hdf_lightning.data.errors import DatasetError
 from hdf_lightning.data.sampling import SAMPLERS
 from hdf_lightning.data.synthetic import SynthConfig, generate_dfew
-from hdf_lightning.data.transforms import KINETICS_MEAN, KINETICS_STD, ClipAugment, ClipEval
+from hdf_lightning.data.transforms import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    ClipAugment,
+    ClipEval,
+    LoaderAugment,
+)
 
 log = logging.getLogger(__name__)
 
 Stage = Literal["train", "val", "test"]
 SamplerMode = Literal["segment", "m3dfel", "dense"]
+AugmentOn = Literal["loader", "device"]
 Triple = tuple[float, float, float]
 NORMALIZATION: dict[str, tuple[Triple | None, Triple | None]] = {
     "none": (None, None),
     "kinetics": (KINETICS_MEAN, KINETICS_STD),
 }
 """``normalize`` option -> (mean, std) applied after augmentation."""
+
+AUGMENT_RATIO: tuple[float, float] = (3 / 4, 4 / 3)
+"""Aspect-ratio range of the random resized crop (METHOD.md §7)."""
+AUGMENT_FLIP_P = 0.5
+"""Probability of a horizontal flip per clip (METHOD.md §7)."""
+AUGMENT_JITTER = 0.4
+"""Brightness, contrast and saturation jitter strength (METHOD.md §7)."""
 
 STAGE_SPLITS: dict[str | None, tuple[Stage, ...]] = {
     "fit": ("train", "val"),
@@ -212,6 +228,13 @@ class ClipDataModule(pl.LightningDataModule):
         seed: seed of the honest split, the shuffling and the frame sampling.
         normalize: ``"none"`` or ``"kinetics"`` (mean 0.45, std 0.225).
         augment: random resized crop, flip and colour jitter on training batches.
+        augment_on: where the training augmentation runs. ``"loader"``: each DataLoader worker
+            crops, resizes, flips and jitters its clip on uint8 (:class:`LoaderAugment`) and the
+            batch is only converted to float and normalised; the fastest choice on the CPU, and
+            the work scales with ``num_workers``. ``"device"``: the workers only decode (at
+            ``load_size``) and :class:`ClipAugment` augments the whole batch on the accelerator
+            in :meth:`on_after_batch_transfer`; frees the loader's CPU when training on a GPU.
+            Both draw the same distribution of parameters, deterministic by (seed, epoch, clip).
         crop_scale: area range of the random resized crop (METHOD.md: 0.08-1; milder ranges suit
             tiny datasets such as the demo's).
         skip_bad: drop unusable clips (counted and logged) instead of raising.
@@ -236,6 +259,7 @@ class ClipDataModule(pl.LightningDataModule):
         seed: int = 42,
         normalize: Literal["none", "kinetics"] = "none",
         augment: bool = True,
+        augment_on: AugmentOn = "loader",
         crop_scale: tuple[float, float] = (0.08, 1.0),
         skip_bad: bool = False,
         balanced_sampler: bool = False,
@@ -274,6 +298,9 @@ class ClipDataModule(pl.LightningDataModule):
         self.seed = seed
         self.normalize = normalize
         self.augment = augment
+        if augment_on not in ("loader", "device"):
+            raise ValueError(f"augment_on must be 'loader' or 'device', got {augment_on!r}")
+        self.augment_on = augment_on
         if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
         self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
@@ -405,6 +432,19 @@ class ClipDataModule(pl.LightningDataModule):
             views=1 if train else self.eval_views,
             seed=self.seed,
             skip_bad=self.skip_bad,
+            transform=self._loader_augment() if train else None,
+        )
+
+    def _loader_augment(self) -> LoaderAugment | None:
+        """The per-clip training augmentation of the workers (``augment_on="loader"``)."""
+        if not (self.augment and self.augment_on == "loader"):
+            return None
+        return LoaderAugment(
+            size=self.crop_size,
+            scale=self.crop_scale,
+            ratio=AUGMENT_RATIO,
+            flip_p=AUGMENT_FLIP_P,
+            jitter=AUGMENT_JITTER,
         )
 
     def teardown(self, stage: str | None = None) -> None:
@@ -479,9 +519,9 @@ class ClipDataModule(pl.LightningDataModule):
                 ClipAugment(
                     size=self.crop_size,
                     scale=self.crop_scale,
-                    ratio=(3 / 4, 4 / 3),
-                    flip_p=0.5,
-                    jitter=0.4,
+                    ratio=AUGMENT_RATIO,
+                    flip_p=AUGMENT_FLIP_P,
+                    jitter=AUGMENT_JITTER,
                     mean=mean,
                     std=std,
                 )
@@ -498,7 +538,8 @@ class ClipDataModule(pl.LightningDataModule):
         """
         training = self.trainer is not None and bool(self.trainer.training)
         video = batch["video"]
-        transform = self._transform(training and self.augment).to(video.device)
+        on_device = training and self.augment and self.augment_on == "device"
+        transform = self._transform(on_device).to(video.device)
         if video.ndim == 6:
             views = video.shape[1]
             flat = transform(rearrange(video, "b v c t h w -> (b v) c t h w"))
@@ -527,8 +568,8 @@ class DFEWDataModule(ClipDataModule):
         fold: 1..5.
         variant: ``"clip_224x224"``, ``"clip_224x224_16f"`` or ``"video"`` (``Clip/original``).
         num_frames, crop_size, load_size, batch_size, num_workers, sampler, eval_views, protocol,
-        val_fraction, seed, normalize, augment, crop_scale, skip_bad, balanced_sampler, pin_memory,
-        persistent_workers: see :class:`ClipDataModule`.
+        val_fraction, seed, normalize, augment, augment_on, crop_scale, skip_bad,
+        balanced_sampler, pin_memory, persistent_workers: see :class:`ClipDataModule`.
     """
 
     def __init__(
@@ -549,6 +590,7 @@ class DFEWDataModule(ClipDataModule):
         seed: int = 42,
         normalize: Literal["none", "kinetics"] = "none",
         augment: bool = True,
+        augment_on: AugmentOn = "loader",
         crop_scale: tuple[float, float] = (0.08, 1.0),
         skip_bad: bool = False,
         balanced_sampler: bool = False,
@@ -570,6 +612,7 @@ class DFEWDataModule(ClipDataModule):
             seed=seed,
             normalize=normalize,
             augment=augment,
+            augment_on=augment_on,
             crop_scale=crop_scale,
             skip_bad=skip_bad,
             balanced_sampler=balanced_sampler,
@@ -595,8 +638,8 @@ class FERV39kDataModule(ClipDataModule):
     Args:
         root: FERV39k root, holding ``2_ClipsforFaceCrop/`` and ``4_setups/``.
         num_frames, crop_size, load_size, batch_size, num_workers, sampler, eval_views, protocol,
-        val_fraction, seed, normalize, augment, crop_scale, skip_bad, balanced_sampler, pin_memory,
-        persistent_workers: see :class:`ClipDataModule`.
+        val_fraction, seed, normalize, augment, augment_on, crop_scale, skip_bad,
+        balanced_sampler, pin_memory, persistent_workers: see :class:`ClipDataModule`.
     """
 
     def __init__(
@@ -615,6 +658,7 @@ class FERV39kDataModule(ClipDataModule):
         seed: int = 42,
         normalize: Literal["none", "kinetics"] = "none",
         augment: bool = True,
+        augment_on: AugmentOn = "loader",
         crop_scale: tuple[float, float] = (0.08, 1.0),
         skip_bad: bool = False,
         balanced_sampler: bool = False,
@@ -634,6 +678,7 @@ class FERV39kDataModule(ClipDataModule):
             seed=seed,
             normalize=normalize,
             augment=augment,
+            augment_on=augment_on,
             crop_scale=crop_scale,
             skip_bad=skip_bad,
             balanced_sampler=balanced_sampler,
@@ -662,8 +707,8 @@ class VideoCSVDataModule(ClipDataModule):
         val_csv: optional validation split.
         base_dir: folder relative paths start from (default: each CSV's folder).
         num_frames, crop_size, load_size, batch_size, num_workers, sampler, eval_views, protocol,
-        val_fraction, seed, normalize, augment, crop_scale, skip_bad, balanced_sampler, pin_memory,
-        persistent_workers: see :class:`ClipDataModule`.
+        val_fraction, seed, normalize, augment, augment_on, crop_scale, skip_bad,
+        balanced_sampler, pin_memory, persistent_workers: see :class:`ClipDataModule`.
     """
 
     def __init__(
@@ -686,6 +731,7 @@ class VideoCSVDataModule(ClipDataModule):
         seed: int = 42,
         normalize: Literal["none", "kinetics"] = "none",
         augment: bool = True,
+        augment_on: AugmentOn = "loader",
         crop_scale: tuple[float, float] = (0.08, 1.0),
         skip_bad: bool = False,
         balanced_sampler: bool = False,
@@ -707,6 +753,7 @@ class VideoCSVDataModule(ClipDataModule):
             seed=seed,
             normalize=normalize,
             augment=augment,
+            augment_on=augment_on,
             crop_scale=crop_scale,
             skip_bad=skip_bad,
             balanced_sampler=balanced_sampler,
@@ -754,8 +801,8 @@ class SyntheticDFEWDataModule(DFEWDataModule):
         write_16f: also write ``Clip/clip_224x224_16f`` (needed by that variant).
         synth_seed: seed of the generator.
         fold, variant, num_frames, crop_size, load_size, batch_size, num_workers, sampler,
-        eval_views, protocol, val_fraction, seed, normalize, augment, crop_scale, skip_bad,
-        balanced_sampler, pin_memory, persistent_workers: see :class:`DFEWDataModule`.
+        eval_views, protocol, val_fraction, seed, normalize, augment, augment_on, crop_scale,
+        skip_bad, balanced_sampler, pin_memory, persistent_workers: see :class:`DFEWDataModule`.
     """
 
     def __init__(
@@ -785,6 +832,7 @@ class SyntheticDFEWDataModule(DFEWDataModule):
         seed: int = 42,
         normalize: Literal["none", "kinetics"] = "none",
         augment: bool = True,
+        augment_on: AugmentOn = "loader",
         crop_scale: tuple[float, float] = (0.08, 1.0),
         skip_bad: bool = False,
         balanced_sampler: bool = False,
@@ -807,6 +855,7 @@ class SyntheticDFEWDataModule(DFEWDataModule):
             seed=seed,
             normalize=normalize,
             augment=augment,
+            augment_on=augment_on,
             crop_scale=crop_scale,
             skip_bad=skip_bad,
             balanced_sampler=balanced_sampler,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import logging
 import multiprocessing
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypedDict
@@ -459,6 +459,10 @@ class ClipDataset(Dataset[ClipItem]):
         views: number of evaluation views (1 gives ``(3, T, L, L)``).
         seed: base seed of the per-item generators.
         skip_bad: replace unloadable clips instead of raising.
+        transform: per-clip augmentation run in the loader (e.g.
+            :class:`~hdf_lightning.data.transforms.LoaderAugment`), called as
+            ``transform(clip, generator)`` on each uint8 ``(3, T, L, L)`` view with the item's
+            generator (after the frame sampler has drawn from it); its output side replaces L.
     """
 
     def __init__(
@@ -472,6 +476,7 @@ class ClipDataset(Dataset[ClipItem]):
         views: int = 1,
         seed: int = 0,
         skip_bad: bool = False,
+        transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     ) -> None:
         if num_frames < 1 or load_size < 1 or views < 1:
             raise ValueError(
@@ -488,6 +493,7 @@ class ClipDataset(Dataset[ClipItem]):
         self.views = views
         self.seed = seed
         self.skip_bad = skip_bad
+        self.transform = transform
         self.epoch = 0
         self._skipped = multiprocessing.Value("q", 0)
 
@@ -534,25 +540,34 @@ class ClipDataset(Dataset[ClipItem]):
         """
         record = self.records[index]
         n, paths = clip_frames(record)
+        generator = item_generator(self.seed, epoch, index)
         if self.views > 1 and self.sampler in MULTI_VIEW_MODES:
             groups = multi_view_indices(
                 n, self.num_frames, views=self.views, mode=MULTI_VIEW_MODES[self.sampler]
             )
         else:  # random samplers (m3dfel) draw their views one after the other
-            generator = item_generator(self.seed, epoch, index)
             groups = [
                 sample_indices(
                     self.sampler, n, self.num_frames, train=self.train, generator=generator
                 )
                 for _ in range(self.views)
             ]
+        # A transform gets the decoded frame-major layout it works in; otherwise copy to planar.
+        planar = self.transform is None
         try:
             if record.kind == "frames":
-                clips = [load_frames([paths[i] for i in g], size=self.load_size) for g in groups]
+                clips = [
+                    load_frames([paths[i] for i in g], size=self.load_size, planar=planar)
+                    for g in groups
+                ]
             else:
-                clips = [decode_video(record.path, g, size=self.load_size) for g in groups]
+                clips = [
+                    decode_video(record.path, g, size=self.load_size, planar=planar) for g in groups
+                ]
         except (ValueError, OSError) as err:
             raise CorruptClipError(f"{_describe(record)}: {err}") from err
+        if self.transform is not None:
+            clips = [self.transform(clip, generator) for clip in clips]
         # views: V x (3, T, L, L) -> (V, 3, T, L, L)
         return clips[0] if self.views == 1 else torch.stack(clips)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -31,11 +32,15 @@ __all__ = [
     "AugmentParams",
     "ClipAugment",
     "ClipEval",
+    "LoaderAugment",
     "color_jitter",
     "crop_resize_flip",
+    "crop_resize_flip_uint8",
     "normalize",
+    "planar_uint8",
     "random_resized_crop_params",
     "resize_clip",
+    "sample_augment_params",
     "to_float_clip",
 ]
 
@@ -306,12 +311,17 @@ def color_jitter(
     Returns:
         ``(B, 3, T, H, W)`` in [0, 1].
     """
-    # One new tensor, then in-place steps: c·x + (1 - c)·m is computed as c·(x - m) + m.
+    # One new tensor, then in-place steps; c·x + (1 - c)·m is computed as c·x + ((1 - c)·m).
     out = (video * _per_clip(brightness, video)).clamp_(0.0, 1.0)
-    frame_mean = _gray(out).mean(dim=(-2, -1), keepdim=True)  # (B, 1, T, 1, 1), per frame
-    out.sub_(frame_mean).mul_(_per_clip(contrast, video)).add_(frame_mean).clamp_(0.0, 1.0)
-    gray = _gray(out)  # (B, 1, T, H, W)
-    out.sub_(gray).mul_(_per_clip(saturation, video)).add_(gray).clamp_(0.0, 1.0)
+    # The mean luma of a frame is the luma of its channel means: no full-size grey image.
+    weights = torch.tensor(_GRAY_WEIGHTS, device=out.device, dtype=out.dtype).view(1, 3, 1)
+    channel_mean = out.mean(dim=(-2, -1))  # (B, 3, T)
+    frame_mean = (channel_mean * weights).sum(dim=1).view(out.shape[0], 1, -1, 1, 1)
+    c = _per_clip(contrast, video)
+    out.mul_(c).add_(frame_mean * (1.0 - c)).clamp_(0.0, 1.0)
+    s = _per_clip(saturation, video)
+    gray = _gray(out).mul_(1.0 - s)  # (B, 1, T, H, W)
+    out.mul_(s).add_(gray).clamp_(0.0, 1.0)
     if hue is not None:
         h, sat, val = _rgb_to_hsv(out)
         h = torch.remainder(h + _per_clip(hue, video).squeeze(1), 1.0)
@@ -338,6 +348,66 @@ class AugmentParams:
     contrast: Tensor
     saturation: Tensor
     hue: Tensor | None
+
+
+def _check_augment_args(
+    size: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    flip_p: float,
+    jitter: float,
+    hue: float,
+) -> None:
+    """Validate the arguments shared by :class:`ClipAugment` and :class:`LoaderAugment`."""
+    if size < 1:
+        raise ValueError(f"expected size >= 1, got size={size}")
+    if not 0 < scale[0] <= scale[1]:
+        raise ValueError(f"expected 0 < scale[0] <= scale[1], got scale={scale}")
+    if not 0 < ratio[0] <= ratio[1]:
+        raise ValueError(f"expected 0 < ratio[0] <= ratio[1], got ratio={ratio}")
+    if not 0.0 <= flip_p <= 1.0:
+        raise ValueError(f"expected 0 <= flip_p <= 1, got flip_p={flip_p}")
+    if jitter < 0:
+        raise ValueError(f"expected jitter >= 0, got jitter={jitter}")
+    if not 0.0 <= hue <= 0.5:
+        raise ValueError(f"expected 0 <= hue <= 0.5, got hue={hue}")
+
+
+def sample_augment_params(
+    batch: int,
+    height: int,
+    width: int,
+    *,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    flip_p: float = 0.5,
+    jitter: float = 0.4,
+    hue: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> AugmentParams:
+    """Per-clip augmentation parameters for ``batch`` clips of ``height × width`` frames.
+
+    The crop boxes come from :func:`random_resized_crop_params`; then one uniform draw per clip
+    for each of flip (``u < flip_p``), brightness, contrast and saturation (factors uniform in
+    ``[max(0, 1 - jitter), 1 + jitter]``) and hue (shift uniform in ``[-hue, hue]``, None when
+    ``hue`` is 0). :class:`ClipAugment` (batched, on the device) and :class:`LoaderAugment`
+    (one clip, in the DataLoader worker) both draw through this function, so the same
+    generator state gives both the same parameters.
+    """
+    boxes = random_resized_crop_params(
+        batch, height, width, scale=scale, ratio=ratio, generator=generator
+    )
+    u = _rand((batch, 5), generator)
+    lo = max(0.0, 1.0 - jitter)
+    factors = (lo + (1.0 + jitter - lo) * u[:, 1:4]).float()  # (B, 3)
+    return AugmentParams(
+        boxes=boxes,
+        flip=u[:, 0] < flip_p,
+        brightness=factors[:, 0],
+        contrast=factors[:, 1],
+        saturation=factors[:, 2],
+        hue=((2.0 * u[:, 4] - 1.0) * hue).float() if hue > 0 else None,
+    )
 
 
 class ClipAugment(nn.Module):
@@ -381,18 +451,7 @@ class ClipAugment(nn.Module):
         std: tuple[float, float, float] | None = None,
     ) -> None:
         super().__init__()
-        if size < 1:
-            raise ValueError(f"expected size >= 1, got size={size}")
-        if not 0 < scale[0] <= scale[1]:
-            raise ValueError(f"expected 0 < scale[0] <= scale[1], got scale={scale}")
-        if not 0 < ratio[0] <= ratio[1]:
-            raise ValueError(f"expected 0 < ratio[0] <= ratio[1], got ratio={ratio}")
-        if not 0.0 <= flip_p <= 1.0:
-            raise ValueError(f"expected 0 <= flip_p <= 1, got flip_p={flip_p}")
-        if jitter < 0:
-            raise ValueError(f"expected jitter >= 0, got jitter={jitter}")
-        if not 0.0 <= hue <= 0.5:
-            raise ValueError(f"expected 0 <= hue <= 0.5, got hue={hue}")
+        _check_augment_args(size, scale, ratio, flip_p, jitter, hue)
         self.size = size
         self.scale = scale
         self.ratio = ratio
@@ -407,20 +466,16 @@ class ClipAugment(nn.Module):
         self, batch: int, height: int, width: int, generator: torch.Generator | None = None
     ) -> AugmentParams:
         """Draw the per-clip parameters for ``batch`` clips of ``height × width`` frames."""
-        boxes = random_resized_crop_params(
-            batch, height, width, scale=self.scale, ratio=self.ratio, generator=generator
-        )
-        u = _rand((batch, 5), generator)
-        lo = max(0.0, 1.0 - self.jitter)
-        factors = (lo + (1.0 + self.jitter - lo) * u[:, 1:4]).float()  # (B, 3)
-        hue = ((2.0 * u[:, 4] - 1.0) * self.hue).float() if self.hue > 0 else None
-        return AugmentParams(
-            boxes=boxes,
-            flip=u[:, 0] < self.flip_p,
-            brightness=factors[:, 0],
-            contrast=factors[:, 1],
-            saturation=factors[:, 2],
-            hue=hue,
+        return sample_augment_params(
+            batch,
+            height,
+            width,
+            scale=self.scale,
+            ratio=self.ratio,
+            flip_p=self.flip_p,
+            jitter=self.jitter,
+            hue=self.hue,
+            generator=generator,
         )
 
     def apply_params(self, video: Tensor, params: AugmentParams) -> Tensor:
@@ -501,3 +556,149 @@ class ClipEval(nn.Module):
 
     def extra_repr(self) -> str:
         return f"size={self.size}, normalize={self.mean is not None}"
+
+
+# ---------------------------------------------------------------- one clip, in the loader
+
+
+def planar_uint8(clip: Tensor) -> Tensor:
+    """A contiguous copy of a uint8 clip ``(3, T, H, W)`` of any memory layout.
+
+    Clips decoded from images or videos are frame-major with interleaved RGB (``(T, H, W, 3)``
+    in memory); numpy's transposing copy into planar ``(3, T, H, W)`` is several times faster
+    than torch's for uint8 on the CPU.
+    """
+    if clip.is_contiguous():
+        return clip
+    return torch.from_numpy(np.ascontiguousarray(clip.numpy()))
+
+
+def crop_resize_flip_uint8(
+    clip: Tensor, box: tuple[int, int, int, int], flip: bool, size: int
+) -> Tensor:
+    """Crop one uint8 clip to ``box``, resize it to ``size × size`` and optionally mirror it.
+
+    Bilinear with antialiasing (``align_corners=False``) on uint8, as torchvision's
+    ``resized_crop`` on uint8 tensors; the box is cut from the frames as decoded, so larger
+    decoded frames keep more detail in small crops. Frames stored with interleaved RGB
+    (``(T, H, W, 3)`` memory, as :func:`~hdf_lightning.data.video.load_frames` returns them)
+    take torch's vectorised uint8 channels-last kernel; other layouts are copied to it first.
+
+    Args:
+        clip: uint8 ``(3, T, H, W)``.
+        box: ``(top, left, crop_height, crop_width)`` in pixels of ``clip``.
+        flip: Mirror left-right.
+        size: Output side ``S``.
+
+    Returns:
+        uint8 ``(3, T, S, S)`` with ``(T, S, S, 3)`` memory (see :func:`planar_uint8`).
+    """
+    if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[0] != 3:
+        raise ValueError(
+            f"expected a uint8 clip (3, T, H, W), got {clip.dtype} {tuple(clip.shape)}"
+        )
+    top, left, height, width = (int(v) for v in box)
+    _, _, h, w = clip.shape
+    if min(top, left) < 0 or min(height, width) < 1:
+        raise ValueError(f"expected a non-empty box inside the frame, got {box}")
+    if top + height > h or left + width > w:
+        raise ValueError(f"box {box} does not fit in {h}x{w} frames")
+    frames = clip.permute(1, 0, 2, 3)  # (T, 3, H, W), channels-last for decoded clips
+    if not frames.is_contiguous(memory_format=torch.channels_last):
+        frames = frames.contiguous(memory_format=torch.channels_last)
+    region = frames[:, :, top : top + height, left : left + width]
+    if (height, width) != (size, size):
+        region = F.interpolate(
+            region, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
+    if flip:
+        region = region.flip(-1)
+    return region.permute(1, 0, 2, 3)
+
+
+class LoaderAugment:
+    """Training augmentation of one uint8 clip, for the DataLoader workers on the CPU.
+
+    The same augmentation as :class:`ClipAugment` (parameters drawn per clip by
+    :func:`sample_augment_params`, shared by its frames): random resized crop, flip
+    (:func:`crop_resize_flip_uint8`, uint8, antialiased) and colour jitter (:func:`color_jitter`
+    in float32, rounded back to uint8, as PIL-based loaders quantise after each step).
+    Normalisation is left to the batch (``ClipEval``), where it is one kernel. Picklable, so
+    each worker process holds its own copy.
+
+    Args:
+        size: Output side ``S``.
+        scale: Range of the crop area as a fraction of the frame area.
+        ratio: Range of the crop aspect ratio ``w / h``.
+        flip_p: Probability of a left-right flip per clip.
+        jitter: Strength of the brightness, contrast and saturation jitter (0 disables it).
+        hue: Strength of the hue jitter in [0, 0.5] (0 disables it).
+
+    Shape:
+        ``__call__``: uint8 ``(3, T, H, W)`` -> uint8 ``(3, T, S, S)``, contiguous.
+    """
+
+    def __init__(
+        self,
+        *,
+        size: int,
+        scale: tuple[float, float] = (0.08, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        flip_p: float = 0.5,
+        jitter: float = 0.4,
+        hue: float = 0.0,
+    ) -> None:
+        _check_augment_args(size, scale, ratio, flip_p, jitter, hue)
+        self.size = size
+        self.scale = scale
+        self.ratio = ratio
+        self.flip_p = flip_p
+        self.jitter = jitter
+        self.hue = hue
+
+    def sample_params(
+        self, height: int, width: int, generator: torch.Generator | None = None
+    ) -> AugmentParams:
+        """The parameters of one clip (a batch of 1) of ``height × width`` frames."""
+        return sample_augment_params(
+            1,
+            height,
+            width,
+            scale=self.scale,
+            ratio=self.ratio,
+            flip_p=self.flip_p,
+            jitter=self.jitter,
+            hue=self.hue,
+            generator=generator,
+        )
+
+    def apply_params(self, clip: Tensor, params: AugmentParams) -> Tensor:
+        """Apply one clip's parameters (batch of 1) to uint8 ``(3, T, H, W)``."""
+        top, left, height, width = (int(v) for v in params.boxes[0])
+        out = crop_resize_flip_uint8(
+            clip, (top, left, height, width), bool(params.flip[0]), self.size
+        )
+        out = planar_uint8(out)
+        if self.jitter == 0 and params.hue is None:
+            return out
+        video = out.float().mul_(1.0 / 255.0).unsqueeze(0)  # (1, 3, T, S, S)
+        video = color_jitter(
+            video, params.brightness, params.contrast, params.saturation, params.hue
+        )
+        return video.squeeze(0).mul_(255.0).round_().to(torch.uint8)
+
+    def __call__(self, clip: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Augment one uint8 clip ``(3, T, H, W)``; parameters drawn from ``generator``."""
+        if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[0] != 3:
+            raise ValueError(
+                f"expected a uint8 clip (3, T, H, W), got {clip.dtype} {tuple(clip.shape)}"
+            )
+        return self.apply_params(
+            clip, self.sample_params(clip.shape[-2], clip.shape[-1], generator)
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"LoaderAugment(size={self.size}, scale={self.scale}, ratio={self.ratio}, "
+            f"flip_p={self.flip_p}, jitter={self.jitter}, hue={self.hue})"
+        )
