@@ -1,31 +1,32 @@
-"""Data throughput: our clip pipeline against a per-frame PIL pipeline, in clips per second.
+"""Data throughput: our clip pipelines against a per-frame PIL pipeline, in clips per second.
 
 Generates (or reuses, with ``--root``) a DFEW-layout tree of textured JPEG clips, then times
-DataLoader iteration for
+DataLoader iteration (``--repeats`` rounds, the configurations interleaved, medians reported) for
 
-* ours, train: segment sampling -> ``load_frames(size=load_size)`` (JPEG draft decode, each
-  distinct frame once) -> uint8 collate -> ``ClipAugment`` on the whole batch (on ``--device``);
+* ours, train (the default, ``augment_on="loader"``): the package's ``ClipDataset`` with segment
+  sampling -> ``load_frames(size=load_size)`` (JPEG draft decode, each distinct frame once) ->
+  ``LoaderAugment`` in the worker (uint8 crop/resize/flip, colour jitter) -> uint8 collate ->
+  ``ClipEval`` (float conversion) on the batch;
+* ours, train with ``augment_on="device"``: the workers only decode; ``ClipAugment`` augments the
+  whole batch on ``--device`` (on the CPU here, so it is part of the measured cost);
 * ours, eval: centre segment sampling -> ``load_frames(size=crop)`` -> ``ClipEval``;
 * baseline, train: per frame ``Image.open`` -> ``convert("RGB")`` -> group random resized crop
   (same box for the clip) -> flip -> colour jitter (same factors) -> ``to_tensor``, stacked, the
   way research loaders (e.g. M3DFEL's) do it;
 * baseline, eval: per frame open -> convert -> resize -> ``to_tensor``, stacked;
+* decode only: the sampled frames decoded as ours decodes them (draft at the load size) and
+  nothing else. No pipeline that decodes these JPEGs with PIL can be faster, so baseline / decode
+  only bounds the speed-up any such pipeline can reach on this machine.
 
 each with DataLoader ``num_workers`` in ``--workers``. The first batch of every run (worker start
 up) is not timed. Figures depend on the machine and on other load: rerun on a quiet machine.
 
-Without an accelerator (``--device cpu``) the batched ``ClipAugment`` runs in the main process
-and is part of the measured cost; the design runs it on the accelerator
-(``--device cuda``), where it costs well under a millisecond per clip and the training loader is
-left with the decoding only (about the cost of the eval row).
-
 Load size trade-off (``--load-size``): the random resized crop takes areas down to 8 % of the
 frame, so a source larger than the crop keeps more detail in small crops. Decoding 224-px JPEGs
-with ``draft`` at 112 happens in the DCT domain (about 3x cheaper than a full decode) and leaves
-4x fewer pixels to move and crop; the cost is blurrier small crops (an 8 % crop of a 112-px frame
-is 32 px upsampled to 112, against 63 px from the full frame). The default is the crop size; use
-``--load-size 224`` to measure the full-resolution variant (``draft`` cannot reduce 224 to 128,
-so intermediate sizes pay a full decode plus a resize).
+with ``draft`` at 112 happens in the DCT domain and leaves 4x fewer pixels to move and crop; the
+cost is blurrier small crops (an 8 % crop of a 112-px frame is 32 px upsampled to 112, against
+63 px from the full frame). The default is the crop size; ``--load-size 224`` measures the
+full-resolution variant.
 
 Reproduce: ``python benchmarks/bench_data.py`` (prints its exact command line at the end).
 """
@@ -37,6 +38,7 @@ import csv
 import logging
 import random
 import shlex
+import statistics
 import sys
 import tempfile
 import time
@@ -52,8 +54,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import ColorJitter, InterpolationMode, RandomResizedCrop
 
+from hdf_lightning.data.datasets import ClipDataset, ClipRecord
 from hdf_lightning.data.sampling import segment_indices
-from hdf_lightning.data.transforms import ClipAugment, ClipEval
+from hdf_lightning.data.transforms import ClipAugment, ClipEval, LoaderAugment
 from hdf_lightning.data.video import list_frames, load_frames
 
 log = logging.getLogger("bench_data")
@@ -137,14 +140,28 @@ class ClipFolders(Dataset[Tensor]):
         return self.load([frames[i] for i in idx])
 
 
+class Cycled(Dataset[Tensor]):
+    """``length`` samples cycling over the package's ``ClipDataset`` (its ``video`` only)."""
+
+    def __init__(self, dataset: ClipDataset, length: int) -> None:
+        self.dataset = dataset
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> Tensor:
+        return self.dataset[index % len(self.dataset)]["video"]
+
+
 @dataclass(frozen=True)
-class OursLoad:
-    """Our per-sample work: draft decode to ``size``, uint8 ``(3, T, size, size)``."""
+class DecodeOnly:
+    """Decode the frames as ours does and keep nothing (a tiny tensor for the collate)."""
 
     size: int
 
     def __call__(self, paths: list[Path]) -> Tensor:
-        return load_frames(paths, size=self.size)
+        return load_frames(paths, size=self.size, planar=False)[:, :, 0, 0].contiguous()
 
 
 @dataclass(frozen=True)
@@ -206,6 +223,14 @@ class BaselineEvalLoad:
 
 
 @dataclass(frozen=True)
+class Config:
+    pipeline: str
+    mode: str
+    dataset: Dataset[Tensor]
+    on_batch: Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
 class Result:
     pipeline: str
     mode: str
@@ -219,7 +244,7 @@ def _identity(batch: Tensor) -> Tensor:
 
 
 def time_loader(
-    dataset: ClipFolders,
+    dataset: Dataset[Tensor],
     *,
     batch_size: int,
     workers: int,
@@ -235,13 +260,13 @@ def time_loader(
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False)
     clips = 0
     start = cpu_start = 0.0
+    out = torch.empty(0)
     for step, batch in enumerate(loader):
         out = on_batch(batch.to(device, non_blocking=True))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        if not torch.isfinite(out).all():
-            raise RuntimeError("pipeline produced non-finite values")
         if step == 0:
+            _check(out)  # before the clock starts
             start, cpu_start = time.perf_counter(), time.process_time()
         else:
             clips += out.shape[0]
@@ -249,13 +274,62 @@ def time_loader(
     cpu = time.process_time() - cpu_start
     if clips == 0:
         raise ValueError("need more than one batch per run: raise --samples")
+    _check(out)  # after the clock stops
     return clips / elapsed, 1000.0 * cpu / clips
 
 
-def run(args: argparse.Namespace) -> list[Result]:
+def _check(out: Tensor) -> None:
+    if not torch.isfinite(out.float()).all():
+        raise RuntimeError("pipeline produced non-finite values")
+
+
+def build_configs(folders: list[Path], args: argparse.Namespace) -> list[Config]:
+    """The pipelines to time, each over ``args.samples`` clips of the tree."""
     device = torch.device(args.device)
-    augment = ClipAugment(size=args.crop, jitter=args.jitter, hue=args.hue).to(device)
+    records = [
+        ClipRecord(path=f, label=0, clip_id=f.name, kind="frames", source=f"bench:{i + 1}")
+        for i, f in enumerate(folders)
+    ]
+
+    def ours(train: bool, transform: LoaderAugment | None, load_size: int) -> Cycled:
+        dataset = ClipDataset(
+            records,
+            num_frames=args.clip_len,
+            load_size=load_size,
+            train=train,
+            transform=transform,
+        )
+        return Cycled(dataset, args.samples)
+
+    def folders_of(train: bool, load: Callable[[list[Path]], Tensor]) -> ClipFolders:
+        return ClipFolders(
+            folders, clip_len=args.clip_len, train=train, length=args.samples, load=load
+        )
+
+    loader_augment = LoaderAugment(size=args.crop, jitter=args.jitter, hue=args.hue)
+    batch_augment = ClipAugment(size=args.crop, jitter=args.jitter, hue=args.hue).to(device)
     evaluate = ClipEval(size=args.crop).to(device)
+    return [
+        Config("ours", "train", ours(True, loader_augment, args.load_size), evaluate),
+        Config(
+            "ours (augment on device)", "train", ours(True, None, args.load_size), batch_augment
+        ),
+        Config("ours", "eval", ours(False, None, args.crop), evaluate),
+        Config(
+            "baseline",
+            "train",
+            folders_of(True, BaselineTrainLoad(args.crop, args.jitter, args.hue)),
+            _identity,
+        ),
+        Config("baseline", "eval", folders_of(False, BaselineEvalLoad(args.crop)), _identity),
+        Config("decode only", "train", folders_of(True, DecodeOnly(args.load_size)), _identity),
+        Config("decode only", "eval", folders_of(False, DecodeOnly(args.crop)), _identity),
+    ]
+
+
+def run(args: argparse.Namespace) -> list[Result]:
+    """Median clips/s and CPU ms/clip of every configuration over ``args.repeats`` rounds."""
+    device = torch.device(args.device)
     with tempfile.TemporaryDirectory(prefix="bench_data_") as tmp:
         root = Path(args.root) if args.root else Path(tmp)
         split = root / "EmoLabel_DataSplit" / "train(single-labeled)" / "set_1.csv"
@@ -277,75 +351,75 @@ def run(args: argparse.Namespace) -> list[Result]:
                 quality=args.quality,
             )
             log.info("generated in %.1f s", time.perf_counter() - t0)
-        folders = read_clip_folders(root)
-        configs: list[tuple[str, str, Callable[[list[Path]], Tensor], Callable[[Tensor], Tensor]]]
-        configs = [
-            ("ours", "train", OursLoad(args.load_size), augment),
-            ("ours", "eval", OursLoad(args.crop), evaluate),
-            ("baseline", "train", BaselineTrainLoad(args.crop, args.jitter, args.hue), _identity),
-            ("baseline", "eval", BaselineEvalLoad(args.crop), _identity),
-        ]
-        results = []
-        for workers in args.workers:
-            for pipeline, mode, load, on_batch in configs:
-                dataset = ClipFolders(
-                    folders,
-                    clip_len=args.clip_len,
-                    train=mode == "train",
-                    length=args.samples,
-                    load=load,
-                )
-                with torch.no_grad():
-                    rate, cpu_ms = time_loader(
-                        dataset,
-                        batch_size=args.batch_size,
-                        workers=workers,
-                        on_batch=on_batch,
-                        device=device,
+        configs = build_configs(read_clip_folders(root), args)
+        samples: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
+        for round_ in range(args.repeats):
+            for workers in args.workers:
+                for config in configs:
+                    with torch.no_grad():
+                        rate, cpu_ms = time_loader(
+                            config.dataset,
+                            batch_size=args.batch_size,
+                            workers=workers,
+                            on_batch=config.on_batch,
+                            device=device,
+                        )
+                    log.info(
+                        "round %d %-26s %-5s workers=%d: %.1f clips/s, main CPU %.2f ms/clip",
+                        round_ + 1,
+                        config.pipeline,
+                        config.mode,
+                        workers,
+                        rate,
+                        cpu_ms,
                     )
-                log.info(
-                    "%-8s %-5s workers=%d: %.1f clips/s, main-process CPU %.1f ms/clip",
-                    pipeline,
-                    mode,
-                    workers,
-                    rate,
-                    cpu_ms,
-                )
-                results.append(Result(pipeline, mode, workers, rate, cpu_ms))
-    return results
+                    key = (config.pipeline, config.mode, workers)
+                    samples.setdefault(key, []).append((rate, cpu_ms))
+    return [
+        Result(
+            pipeline,
+            mode,
+            workers,
+            statistics.median(r for r, _ in runs),
+            statistics.median(c for _, c in runs),
+        )
+        for (pipeline, mode, workers), runs in samples.items()
+    ]
 
 
 def report(results: list[Result], args: argparse.Namespace) -> str:
-    """Markdown table: clips/s and speed-up of ours over the baseline; CPU ms/clip at 0 workers."""
+    """Markdown table: clips/s, speed-up over the baseline and the decode-only bound."""
     by_key = {(r.pipeline, r.mode, r.workers): r for r in results}
     lines = [
         f"clips of {args.clip_len} frames, {args.image_size}px JPEG q{args.quality} -> "
         f"{args.crop}px, load size {args.load_size}, batch {args.batch_size}, "
-        f"{args.samples} clips per run (first batch untimed), transforms on {args.device}, "
-        f"torch threads {torch.get_num_threads()}",
+        f"{args.samples} clips per run (first batch untimed), median of {args.repeats} rounds, "
+        f"batch transforms on {args.device}, main-process torch threads {torch.get_num_threads()}",
         "",
-        "| mode | workers | ours clips/s | baseline clips/s | speed-up "
-        "| ours CPU ms/clip | baseline CPU ms/clip | CPU ratio |",
-        "|---|---|---|---|---|---|---|---|",
+        "| mode | workers | pipeline | clips/s | vs baseline | CPU ms/clip (0 workers) |",
+        "|---|---|---|---|---|---|",
     ]
     for workers in args.workers:
         for mode in ("train", "eval"):
-            ours = by_key[("ours", mode, workers)]
             base = by_key[("baseline", mode, workers)]
-            speed_up = ours.clips_per_s / base.clips_per_s
-            if workers == 0:
-                cpu = (
-                    f"{ours.cpu_ms_per_clip:.1f} | {base.cpu_ms_per_clip:.1f} "
-                    f"| {base.cpu_ms_per_clip / ours.cpu_ms_per_clip:.2f}x"
+            pipelines = ["ours", "ours (augment on device)", "baseline", "decode only"]
+            for pipeline in pipelines:
+                if (pipeline, mode, workers) not in by_key:
+                    continue
+                r = by_key[(pipeline, mode, workers)]
+                cpu = f"{r.cpu_ms_per_clip:.2f}" if workers == 0 else "-"
+                lines.append(
+                    f"| {mode} | {workers} | {pipeline} | {r.clips_per_s:.1f} "
+                    f"| {r.clips_per_s / base.clips_per_s:.2f}x | {cpu} |"
                 )
-            else:
-                cpu = "- | - | -"  # worker CPU time is not measured
-            lines.append(
-                f"| {mode} | {workers} | {ours.clips_per_s:.1f} | {base.clips_per_s:.1f} "
-                f"| {speed_up:.2f}x | {cpu} |"
-            )
     command = shlex.join(["python", *sys.argv])
-    lines += ["", f"reproduce: {command}"]
+    lines += [
+        "",
+        "`decode only` decodes the sampled JPEGs as ours does and does nothing else: its speed-up "
+        "is the most any pipeline decoding these files with PIL can reach.",
+        "",
+        f"reproduce: {command}",
+    ]
     return "\n".join(lines)
 
 
@@ -362,6 +436,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--samples", type=int, default=128, help="clips per timed run")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; medians are reported")
     parser.add_argument("--jitter", type=float, default=0.4, help="brightness/contrast/saturation")
     parser.add_argument("--hue", type=float, default=0.0, help="hue jitter (both pipelines)")
     parser.add_argument("--device", default="cpu", help="where ClipAugment/ClipEval run")

@@ -185,6 +185,14 @@ def test_color_jitter_matches_torchvision_frame_by_frame() -> None:
             torch.testing.assert_close(out[i, :, t], ref, atol=2e-5, rtol=0)
 
 
+def test_color_jitter_takes_uint8_as_float_over_255() -> None:
+    video = _clip(2, 3, 9, 7)
+    factors = [torch.tensor([1.3, 0.7]), torch.tensor([0.6, 1.4]), torch.tensor([1.2, 0.65])]
+    out = color_jitter(video, *factors)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, color_jitter(video.float() / 255, *factors), atol=1e-6, rtol=0)
+
+
 def test_color_jitter_identity_factors() -> None:
     video = _clip(2, 2, 5, 5, dtype=torch.float32)
     ones = torch.ones(2)

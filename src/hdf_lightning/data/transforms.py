@@ -144,7 +144,7 @@ def random_resized_crop_params(
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Crop boxes of torchvision's ``RandomResizedCrop.get_params``, one per clip, vectorised.
+    """Crop boxes of torchvision's ``RandomResizedCrop.get_params``, one per clip.
 
     For each clip: up to 10 tries of (area fraction ~ U(scale), log aspect ratio ~
     U(log ratio)); the first try whose rounded box fits inside the frame is kept, at a uniformly
@@ -166,20 +166,33 @@ def random_resized_crop_params(
         raise ValueError(f"expected 0 < scale[0] <= scale[1], got scale={scale}")
     if not 0 < ratio[0] <= ratio[1]:
         raise ValueError(f"expected 0 < ratio[0] <= ratio[1], got ratio={ratio}")
-    u = _rand((batch, 2 * _CROP_TRIES + 2), generator)
-    area = height * width * (scale[0] + (scale[1] - scale[0]) * u[:, :_CROP_TRIES])
+    # One draw for the whole batch, then torchvision's scalar algorithm per clip in Python: a
+    # loop over B·10 floats is cheaper than a dozen tensor kernels, for one clip or a batch.
+    draws = _rand((batch, 2 * _CROP_TRIES + 2), generator).tolist()
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
-    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[:, _CROP_TRIES : 2 * _CROP_TRIES])
-    w = torch.round(torch.sqrt(area * aspect))  # (B, tries), round half to even as Python round
-    h = torch.round(torch.sqrt(area / aspect))
-    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
-    first = fits.to(torch.int8).argmax(dim=1, keepdim=True)  # first fitting try (0 if none)
-    crop_w = w.gather(1, first).squeeze(1)
-    crop_h = h.gather(1, first).squeeze(1)
-    top = torch.floor(u[:, -2] * (height - crop_h + 1)).clamp_max(height - crop_h)
-    left = torch.floor(u[:, -1] * (width - crop_w + 1)).clamp_max(width - crop_w)
+    area_lo, area_span = height * width * scale[0], height * width * (scale[1] - scale[0])
+    fallback = _centre_crop_fallback(height, width, ratio)
+    boxes = []
+    for u in draws:
+        box = fallback
+        for k in range(_CROP_TRIES):
+            area = area_lo + area_span * u[k]
+            aspect = math.exp(log_lo + (log_hi - log_lo) * u[_CROP_TRIES + k])
+            w = round(math.sqrt(area * aspect))  # round half to even, as torchvision
+            h = round(math.sqrt(area / aspect))
+            if 0 < w <= width and 0 < h <= height:
+                top = min(math.floor(u[-2] * (height - h + 1)), height - h)
+                left = min(math.floor(u[-1] * (width - w + 1)), width - w)
+                box = (top, left, h, w)
+                break
+        boxes.append(box)
+    return torch.tensor(boxes, dtype=torch.int64).view(batch, 4)
 
-    # torchvision's fallback: centred crop of the whole frame, aspect ratio clamped to `ratio`
+
+def _centre_crop_fallback(
+    height: int, width: int, ratio: tuple[float, float]
+) -> tuple[int, int, int, int]:
+    """torchvision's fallback box: the whole frame, its aspect ratio clamped to ``ratio``."""
     in_ratio = width / height
     if in_ratio < ratio[0]:
         fb_w, fb_h = width, round(width / ratio[0])
@@ -187,12 +200,7 @@ def random_resized_crop_params(
         fb_w, fb_h = round(height * ratio[1]), height
     else:
         fb_w, fb_h = width, height
-    fallback = torch.tensor(
-        [(height - fb_h) // 2, (width - fb_w) // 2, fb_h, fb_w], dtype=torch.float64
-    )
-    boxes = torch.stack([top, left, crop_h, crop_w], dim=1)  # (B, 4)
-    boxes = torch.where(fits.any(dim=1, keepdim=True), boxes, fallback)
-    return boxes.to(torch.int64)
+    return (height - fb_h) // 2, (width - fb_w) // 2, fb_h, fb_w
 
 
 def crop_resize_flip(video: Tensor, boxes: Tensor, flip: Tensor, size: int) -> Tensor:
@@ -302,17 +310,23 @@ def color_jitter(
     a random permutation per call, which keeps the batch in one kernel per step.
 
     Args:
-        video: Float clips in [0, 1] ``(B, 3, T, H, W)``.
+        video: Float clips in [0, 1] or uint8 clips in [0, 255] ``(B, 3, T, H, W)``.
         brightness: ``(B,)`` factors (1 = unchanged).
         contrast: ``(B,)`` factors (1 = unchanged).
         saturation: ``(B,)`` factors (1 = unchanged).
         hue: ``(B,)`` shifts in [-0.5, 0.5], or None to skip the (costlier) hue step.
 
     Returns:
-        ``(B, 3, T, H, W)`` in [0, 1].
+        ``(B, 3, T, H, W)`` in [0, 1], float32 for uint8 input, else the input's dtype.
     """
     # One new tensor, then in-place steps; c·x + (1 - c)·m is computed as c·x + ((1 - c)·m).
-    out = (video * _per_clip(brightness, video)).clamp_(0.0, 1.0)
+    if video.dtype == torch.uint8:  # the [0, 255] -> [0, 1] scale rides on the brightness pass
+        out = video.float()
+        out.mul_(_per_clip(brightness, out) / 255.0)
+    else:
+        out = video * _per_clip(brightness, video)
+    out.clamp_(0.0, 1.0)
+    video = out  # dtype and device reference for the factors below
     # The mean luma of a frame is the luma of its channel means: no full-size grey image.
     weights = torch.tensor(_GRAY_WEIGHTS, device=out.device, dtype=out.dtype).view(1, 3, 1)
     channel_mean = out.mean(dim=(-2, -1))  # (B, 3, T)
@@ -681,10 +695,9 @@ class LoaderAugment:
         out = planar_uint8(out)
         if self.jitter == 0 and params.hue is None:
             return out
-        video = out.float().mul_(1.0 / 255.0).unsqueeze(0)  # (1, 3, T, S, S)
         video = color_jitter(
-            video, params.brightness, params.contrast, params.saturation, params.hue
-        )
+            out.unsqueeze(0), params.brightness, params.contrast, params.saturation, params.hue
+        )  # float (1, 3, T, S, S)
         return video.squeeze(0).mul_(255.0).round_().to(torch.uint8)
 
     def __call__(self, clip: Tensor, generator: torch.Generator | None = None) -> Tensor:
