@@ -69,8 +69,10 @@ RATIO = (3 / 4, 4 / 3)
 # ---------------------------------------------------------------- synthetic DFEW tree
 
 
-def _texture_frames(rng: np.random.Generator, frames: int, size: int) -> list[np.ndarray]:
-    """Moving textured content: smooth colour blobs + fine grain, panned over time."""
+def _texture_frames(
+    rng: np.random.Generator, frames: int, size: int, grain: int
+) -> list[np.ndarray]:
+    """Moving textured content: smooth colour blobs + uniform grain in ±``grain``, panned."""
     coarse = rng.integers(0, 256, (size // 8 + 2, size // 8 + 2, 3), dtype=np.uint8)
     smooth = np.asarray(
         Image.fromarray(coarse).resize((size + 64, size + 64), Image.Resampling.BICUBIC)
@@ -79,19 +81,21 @@ def _texture_frames(rng: np.random.Generator, frames: int, size: int) -> list[np
     for t in range(frames):
         dy, dx = (2 * t) % 64, (3 * t) % 64
         window = smooth[dy : dy + size, dx : dx + size].astype(np.int16)
-        grain = rng.integers(-12, 13, (size, size, 3), dtype=np.int16)
-        out.append(np.clip(window + grain, 0, 255).astype(np.uint8))
+        noise = rng.integers(-grain, grain + 1, (size, size, 3), dtype=np.int16)
+        out.append(np.clip(window + noise, 0, 255).astype(np.uint8))
     return out
 
 
-def make_dfew_tree(root: Path, *, clips: int, frames: int, image_size: int, quality: int) -> None:
+def make_dfew_tree(
+    root: Path, *, clips: int, frames: int, image_size: int, quality: int, grain: int = 12
+) -> None:
     """``<root>/Clip/clip_224x224/<5-digit id>/<n>.jpg`` and one DFEW-style split CSV."""
     rng = np.random.default_rng(0)
     base = root / "Clip" / "clip_224x224"
     for c in range(1, clips + 1):
         folder = base / f"{c:05d}"
         folder.mkdir(parents=True, exist_ok=True)
-        for t, frame in enumerate(_texture_frames(rng, frames, image_size), start=1):
+        for t, frame in enumerate(_texture_frames(rng, frames, image_size, grain), start=1):
             Image.fromarray(frame).save(folder / f"{c:05d}_{t}.jpg", quality=quality)
     split = root / "EmoLabel_DataSplit" / "train(single-labeled)"
     split.mkdir(parents=True, exist_ok=True)
@@ -349,6 +353,7 @@ def run(args: argparse.Namespace) -> list[Result]:
                 frames=args.frames,
                 image_size=args.image_size,
                 quality=args.quality,
+                grain=args.grain,
             )
             log.info("generated in %.1f s", time.perf_counter() - t0)
         configs = build_configs(read_clip_folders(root), args)
@@ -391,7 +396,8 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
     """Markdown table: clips/s, speed-up over the baseline and the decode-only bound."""
     by_key = {(r.pipeline, r.mode, r.workers): r for r in results}
     lines = [
-        f"clips of {args.clip_len} frames, {args.image_size}px JPEG q{args.quality} -> "
+        f"clips of {args.clip_len} frames, {args.image_size}px JPEG q{args.quality} "
+        f"(grain ±{args.grain}, a tree given with --root is used as it is) -> "
         f"{args.crop}px, load size {args.load_size}, batch {args.batch_size}, "
         f"{args.samples} clips per run (first batch untimed), median of {args.repeats} rounds, "
         f"batch transforms on {args.device}, main-process torch threads {torch.get_num_threads()}",
@@ -430,6 +436,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=40, help="frames per generated clip")
     parser.add_argument("--image-size", type=int, default=224, help="side of generated frames")
     parser.add_argument("--quality", type=int, default=90, help="JPEG quality of generated frames")
+    parser.add_argument(
+        "--grain",
+        type=int,
+        default=12,
+        help="pixel noise (±grain) of generated frames: more grain, costlier JPEG decoding",
+    )
     parser.add_argument("--clip-len", type=int, default=16, help="frames per sampled clip")
     parser.add_argument("--crop", type=int, default=112, help="output side S")
     parser.add_argument("--load-size", type=int, default=112, help="decode side for training")

@@ -168,14 +168,15 @@ def test_random_resized_crop_falls_back_to_centre_crop(h: int, w: int, expected:
     assert boxes.tolist() == [expected] * 3
 
 
-def test_color_jitter_matches_torchvision_frame_by_frame() -> None:
-    video = _clip(2, 3, 9, 7, dtype=torch.float32)
-    b = torch.tensor([1.3, 0.7])
-    c = torch.tensor([0.6, 1.4])
-    s = torch.tensor([1.2, 0.65])
-    h = torch.tensor([0.15, -0.3])
+@pytest.mark.parametrize("batch", [1, 2])  # one clip takes the scalar path
+def test_color_jitter_matches_torchvision_frame_by_frame(batch: int) -> None:
+    video = _clip(2, 3, 9, 7, dtype=torch.float32)[:batch]
+    b = torch.tensor([1.3, 0.7])[:batch]
+    c = torch.tensor([0.6, 1.4])[:batch]
+    s = torch.tensor([1.2, 0.65])[:batch]
+    h = torch.tensor([0.15, -0.3])[:batch]
     out = color_jitter(video, b, c, s, h)
-    for i in range(2):
+    for i in range(batch):
         for t in range(3):
             frame = video[i, :, t]
             ref = TF.adjust_brightness(frame, float(b[i]))

@@ -1,18 +1,23 @@
-"""Batched clip transforms on tensors: training augmentation and evaluation resizing.
+"""Clip transforms on tensors: training augmentation and evaluation resizing.
 
-Designed to run on the accelerator in a DataModule's ``on_after_batch_transfer``: the loaders
-only decode ``uint8`` clips ``(B, 3, T, H, W)``, and each operation here is one batched kernel
-over all ``B·T`` frames (no Python loop over clips or frames). The parameters are drawn per
-*clip* and shared by all frames of the clip (METHOD.md §7): random resized crop (area 0.08–1,
-aspect ratio 3/4–4/3, torchvision semantics), horizontal flip 0.5 and colour jitter 0.4.
+The parameters are drawn per *clip* and shared by all frames of the clip (METHOD.md §7): random
+resized crop (area 0.08–1, aspect ratio 3/4–4/3, torchvision semantics), horizontal flip 0.5 and
+colour jitter 0.4. Two implementations draw them with the same function
+(:func:`sample_augment_params`):
+
+* :class:`ClipAugment`, batched, for the accelerator in a DataModule's ``on_after_batch_transfer``
+  (``augment_on="device"``): the loaders only decode ``uint8`` clips ``(B, 3, T, H, W)``, and each
+  operation is one kernel over all ``B·T`` frames (no Python loop over clips or frames);
+* :class:`LoaderAugment`, one uint8 clip ``(3, T, H, W)`` in a DataLoader worker
+  (``augment_on="loader"``, the DataModules' default): uint8 crop, resize and flip
+  (:func:`crop_resize_flip_uint8`), then the jitter, rounded back to uint8.
 
 The building blocks are public pure functions (:func:`random_resized_crop_params`,
-:func:`crop_resize_flip`, :func:`color_jitter`, :func:`normalize`, ...), so a per-sample CPU
-path can call them on a single clip ``(3, T, H, W)`` too; :class:`ClipAugment` and
+:func:`crop_resize_flip`, :func:`color_jitter`, :func:`normalize`, ...); :class:`ClipAugment` and
 :class:`ClipEval` accept both ``(B, 3, T, H, W)`` and ``(3, T, H, W)``.
 
 Input convention: ``uint8`` in [0, 255] or floating point in [0, 1]. Output: floating point in
-[0, 1], then ``(x - mean) / std`` when ``mean``/``std`` are given.
+[0, 1], then ``(x - mean) / std`` when ``mean``/``std`` are given (:class:`LoaderAugment`: uint8).
 """
 
 from __future__ import annotations
@@ -294,6 +299,14 @@ def _hsv_to_rgb(hue: Tensor, sat: Tensor, val: Tensor) -> Tensor:
     return rearrange(rgb, "c b t h w -> b c t h w")
 
 
+def _blend_(out: Tensor, other: Tensor, factor: Tensor) -> Tensor:
+    """In place ``out = f·out + (1 - f)·other`` with per-clip factors ``(B,)``."""
+    if factor.numel() == 1:  # one clip: a scalar lerp is one pass
+        return out.lerp_(other, 1.0 - float(factor))
+    f = _per_clip(factor, out)
+    return out.mul_(f).add_(other * (1.0 - f))
+
+
 def color_jitter(
     video: Tensor,
     brightness: Tensor,
@@ -319,7 +332,7 @@ def color_jitter(
     Returns:
         ``(B, 3, T, H, W)`` in [0, 1], float32 for uint8 input, else the input's dtype.
     """
-    # One new tensor, then in-place steps; c·x + (1 - c)·m is computed as c·x + ((1 - c)·m).
+    # One new tensor, then in-place steps.
     if video.dtype == torch.uint8:  # the [0, 255] -> [0, 1] scale rides on the brightness pass
         out = video.float()
         out.mul_(_per_clip(brightness, out) / 255.0)
@@ -331,11 +344,8 @@ def color_jitter(
     weights = torch.tensor(_GRAY_WEIGHTS, device=out.device, dtype=out.dtype).view(1, 3, 1)
     channel_mean = out.mean(dim=(-2, -1))  # (B, 3, T)
     frame_mean = (channel_mean * weights).sum(dim=1).view(out.shape[0], 1, -1, 1, 1)
-    c = _per_clip(contrast, video)
-    out.mul_(c).add_(frame_mean * (1.0 - c)).clamp_(0.0, 1.0)
-    s = _per_clip(saturation, video)
-    gray = _gray(out).mul_(1.0 - s)  # (B, 1, T, H, W)
-    out.mul_(s).add_(gray).clamp_(0.0, 1.0)
+    _blend_(out, frame_mean, contrast).clamp_(0.0, 1.0)
+    _blend_(out, _gray(out), saturation).clamp_(0.0, 1.0)
     if hue is not None:
         h, sat, val = _rgb_to_hsv(out)
         h = torch.remainder(h + _per_clip(hue, video).squeeze(1), 1.0)
