@@ -5,7 +5,7 @@ DataLoader iteration (``--repeats`` rounds, the configurations interleaved, medi
 
 * ours, train (the default, ``augment_on="loader"``): the package's ``ClipDataset`` with segment
   sampling -> ``load_frames(size=load_size)`` (JPEG draft decode, each distinct frame once) ->
-  ``LoaderAugment`` in the worker (uint8 crop/resize/flip, colour jitter) -> uint8 collate ->
+  ``ClipAugment.augment_uint8`` in the worker (uint8 crop/resize/flip, colour jitter) -> collate ->
   ``ClipEval`` (float conversion) on the batch;
 * ours, train with ``augment_on="device"``: the workers only decode; ``ClipAugment`` augments the
   whole batch on ``--device`` (on the CPU here, so it is part of the measured cost);
@@ -56,7 +56,7 @@ from torchvision.transforms import ColorJitter, InterpolationMode, RandomResized
 
 from hdf_lightning.data.datasets import ClipDataset, ClipRecord
 from hdf_lightning.data.sampling import segment_indices
-from hdf_lightning.data.transforms import ClipAugment, ClipEval, LoaderAugment
+from hdf_lightning.data.transforms import ClipAugment, ClipEval
 from hdf_lightning.data.video import list_frames, load_frames
 
 log = logging.getLogger("bench_data")
@@ -295,7 +295,9 @@ def build_configs(folders: list[Path], args: argparse.Namespace) -> list[Config]
         for i, f in enumerate(folders)
     ]
 
-    def ours(train: bool, transform: LoaderAugment | None, load_size: int) -> Cycled:
+    Transform = Callable[[Tensor, torch.Generator], Tensor]
+
+    def ours(train: bool, transform: Transform | None, load_size: int) -> Cycled:
         dataset = ClipDataset(
             records,
             num_frames=args.clip_len,
@@ -310,11 +312,11 @@ def build_configs(folders: list[Path], args: argparse.Namespace) -> list[Config]
             folders, clip_len=args.clip_len, train=train, length=args.samples, load=load
         )
 
-    loader_augment = LoaderAugment(size=args.crop, jitter=args.jitter, hue=args.hue)
+    augment = ClipAugment(size=args.crop, jitter=args.jitter, hue=args.hue)
     batch_augment = ClipAugment(size=args.crop, jitter=args.jitter, hue=args.hue).to(device)
     evaluate = ClipEval(size=args.crop).to(device)
     return [
-        Config("ours", "train", ours(True, loader_augment, args.load_size), evaluate),
+        Config("ours", "train", ours(True, augment.augment_uint8, args.load_size), evaluate),
         Config(
             "ours (augment on device)", "train", ours(True, None, args.load_size), batch_augment
         ),

@@ -13,7 +13,6 @@ from hdf_lightning.data.transforms import (
     KINETICS_STD,
     ClipAugment,
     ClipEval,
-    LoaderAugment,
     color_jitter,
     crop_resize_flip,
     crop_resize_flip_uint8,
@@ -255,7 +254,7 @@ def test_invalid_arguments_raise_value_error(make: object, match: str) -> None:
         make()
 
 
-# ---------------------------------------------------------------- LoaderAugment (one clip, uint8)
+# ---------------------------------------------------------------- one clip, uint8, in the loader
 
 
 def _interleaved(clip: torch.Tensor) -> torch.Tensor:
@@ -296,33 +295,31 @@ def test_planar_uint8_copies_only_when_needed() -> None:
     assert out.is_contiguous() and torch.equal(out, clip)
 
 
-def test_loader_augment_draws_the_parameters_of_clip_augment() -> None:
-    loader = LoaderAugment(size=8, jitter=0.4, hue=0.2)
-    batched = ClipAugment(size=8, jitter=0.4, hue=0.2)
-    a = loader.sample_params(30, 40, _gen(11))
-    b = batched.sample_params(1, 30, 40, _gen(11))
-    assert torch.equal(a.boxes, b.boxes) and torch.equal(a.flip, b.flip)
-    for name in ("brightness", "contrast", "saturation", "hue"):
-        assert torch.equal(getattr(a, name), getattr(b, name))
+def test_augment_uint8_draws_like_a_batch_of_one() -> None:
+    aug = ClipAugment(size=8, jitter=0.4, hue=0.2)
+    clip = _clip(1, 3, 30, 40)[0]
+    params = aug.sample_params(1, 30, 40, _gen(11))
+    assert torch.equal(aug.augment_uint8(clip, _gen(11)), aug.apply_params_uint8(clip, params))
 
 
-def test_loader_augment_is_close_to_clip_augment_with_the_same_draws() -> None:
+def test_augment_uint8_is_close_to_the_batched_path_with_the_same_draws() -> None:
     # upscaling crops: no antialiasing either way; the two differ only at the crop's border
     # (grid_sample reads the pixels outside the box, interpolate clamps) and by rounding
     clip = _smooth_clip(4, 48, 48)
     for seed in range(8):
         kwargs = {"size": 32, "scale": (0.2, 0.4), "jitter": 0.4}
-        loader = LoaderAugment(**kwargs)(_interleaved(clip), _gen(seed)).float() / 255
-        batched = ClipAugment(**kwargs)(clip.unsqueeze(0), generator=_gen(seed))[0]
+        aug = ClipAugment(**kwargs)
+        loader = aug.augment_uint8(_interleaved(clip), _gen(seed)).float() / 255
+        batched = aug(clip.unsqueeze(0), generator=_gen(seed))[0]
         inner = (loader - batched)[..., 2:-2, 2:-2].abs()
         assert inner.max() <= 3 / 255, seed
 
 
-def test_loader_augment_jitter_is_color_jitter_rounded() -> None:
+def test_augment_uint8_jitter_is_color_jitter_rounded() -> None:
     clip = _clip(1, 3, 10, 10)[0]
-    aug = LoaderAugment(size=10, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0.0, jitter=0.4)
-    params = aug.sample_params(10, 10, _gen(4))
-    out = aug.apply_params(_interleaved(clip), params)
+    aug = ClipAugment(size=10, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0.0, jitter=0.4)
+    params = aug.sample_params(1, 10, 10, _gen(4))
+    out = aug.apply_params_uint8(_interleaved(clip), params)
     ref = color_jitter(
         clip.unsqueeze(0).float() / 255, params.brightness, params.contrast, params.saturation
     )[0]
@@ -331,23 +328,21 @@ def test_loader_augment_jitter_is_color_jitter_rounded() -> None:
     assert not torch.equal(out, clip)  # the factors are not all 1
 
 
-def test_loader_augment_same_params_for_all_frames_and_reproducible() -> None:
+def test_augment_uint8_same_params_for_all_frames_and_reproducible() -> None:
     static = _static_clip(1, 5, 24, 20)[0]
-    aug = LoaderAugment(size=12, jitter=0.4, hue=0.1)
-    out = aug(_interleaved(static), _gen(1))
+    aug = ClipAugment(size=12, jitter=0.4, hue=0.1)
+    out = aug.augment_uint8(_interleaved(static), _gen(1))
     assert out.shape == (3, 5, 12, 12) and out.dtype == torch.uint8
     for t in range(1, 5):
         assert torch.equal(out[:, t], out[:, 0])
-    assert torch.equal(aug(static, _gen(1)), out)
-    assert not torch.equal(aug(static, _gen(2)), out)
+    assert torch.equal(aug.augment_uint8(static, _gen(1)), out)
+    assert not torch.equal(aug.augment_uint8(static, _gen(2)), out)
 
 
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda: LoaderAugment(size=0), "size"),
-        (lambda: LoaderAugment(size=8, hue=0.6), "hue"),
-        (lambda: LoaderAugment(size=8)(torch.zeros(3, 2, 8, 8)), "uint8"),
+        (lambda: ClipAugment(size=8).augment_uint8(torch.zeros(3, 2, 8, 8)), "uint8"),
         (
             lambda: crop_resize_flip_uint8(
                 torch.zeros(3, 2, 8, 8, dtype=torch.uint8), (4, 4, 5, 2), False, 4
@@ -362,7 +357,7 @@ def test_loader_augment_same_params_for_all_frames_and_reproducible() -> None:
         ),
     ],
 )
-def test_loader_augment_invalid_arguments(make: object, match: str) -> None:
+def test_uint8_path_invalid_arguments(make: object, match: str) -> None:
     assert callable(make)
     with pytest.raises(ValueError, match=match):
         make()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,7 +48,6 @@ from hdf_lightning.data.transforms import (
     KINETICS_STD,
     ClipAugment,
     ClipEval,
-    LoaderAugment,
 )
 
 log = logging.getLogger(__name__)
@@ -229,11 +228,12 @@ class ClipDataModule(pl.LightningDataModule):
         normalize: ``"none"`` or ``"kinetics"`` (mean 0.45, std 0.225).
         augment: random resized crop, flip and colour jitter on training batches.
         augment_on: where the training augmentation runs. ``"loader"``: each DataLoader worker
-            crops, resizes, flips and jitters its clip on uint8 (:class:`LoaderAugment`) and the
-            batch is only converted to float and normalised; the fastest choice on the CPU, and
-            the work scales with ``num_workers``. ``"device"``: the workers only decode (at
-            ``load_size``) and :class:`ClipAugment` augments the whole batch on the accelerator
-            in :meth:`on_after_batch_transfer`; frees the loader's CPU when training on a GPU.
+            crops, resizes, flips and jitters its clip on uint8
+            (:meth:`ClipAugment.augment_uint8`) and the batch is only converted to float and
+            normalised; the fastest choice on the CPU, and the work scales with
+            ``num_workers``. ``"device"``: the workers only decode (at ``load_size``) and
+            :class:`ClipAugment` augments the whole batch on the accelerator in
+            :meth:`on_after_batch_transfer`; frees the loader's CPU when training on a GPU.
             Both draw the same distribution of parameters, deterministic by (seed, epoch, clip).
         crop_scale: area range of the random resized crop (METHOD.md: 0.08-1; milder ranges suit
             tiny datasets such as the demo's).
@@ -435,17 +435,11 @@ class ClipDataModule(pl.LightningDataModule):
             transform=self._loader_augment() if train else None,
         )
 
-    def _loader_augment(self) -> LoaderAugment | None:
+    def _loader_augment(self) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
         """The per-clip training augmentation of the workers (``augment_on="loader"``)."""
         if not (self.augment and self.augment_on == "loader"):
             return None
-        return LoaderAugment(
-            size=self.crop_size,
-            scale=self.crop_scale,
-            ratio=AUGMENT_RATIO,
-            flip_p=AUGMENT_FLIP_P,
-            jitter=AUGMENT_JITTER,
-        )
+        return self._augment().augment_uint8
 
     def teardown(self, stage: str | None = None) -> None:
         """Log the clips that were skipped while loading."""
@@ -512,21 +506,25 @@ class ClipDataModule(pl.LightningDataModule):
         """Test-split batches for prediction."""
         return self._dataloader("test")
 
+    def _augment(self) -> ClipAugment:
+        """The training augmentation (METHOD.md §7) with this DataModule's sizes."""
+        mean, std = NORMALIZATION[self.normalize]
+        return ClipAugment(
+            size=self.crop_size,
+            scale=self.crop_scale,
+            ratio=AUGMENT_RATIO,
+            flip_p=AUGMENT_FLIP_P,
+            jitter=AUGMENT_JITTER,
+            mean=mean,
+            std=std,
+        )
+
     def _transform(self, train: bool) -> nn.Module:
+        """The batch transform: the augmentation (``train``) or the evaluation resize."""
         if train not in self._transforms:
             mean, std = NORMALIZATION[self.normalize]
             self._transforms[train] = (
-                ClipAugment(
-                    size=self.crop_size,
-                    scale=self.crop_scale,
-                    ratio=AUGMENT_RATIO,
-                    flip_p=AUGMENT_FLIP_P,
-                    jitter=AUGMENT_JITTER,
-                    mean=mean,
-                    std=std,
-                )
-                if train
-                else ClipEval(size=self.crop_size, mean=mean, std=std)
+                self._augment() if train else ClipEval(size=self.crop_size, mean=mean, std=std)
             )
         return self._transforms[train]
 

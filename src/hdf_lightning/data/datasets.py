@@ -460,7 +460,7 @@ class ClipDataset(Dataset[ClipItem]):
         seed: base seed of the per-item generators.
         skip_bad: replace unloadable clips instead of raising.
         transform: per-clip augmentation run in the loader (e.g.
-            :class:`~hdf_lightning.data.transforms.LoaderAugment`), called as
+            :meth:`~hdf_lightning.data.transforms.ClipAugment.augment_uint8`), called as
             ``transform(clip, generator)`` on each uint8 ``(3, T, L, L)`` view with the item's
             generator (after the frame sampler has drawn from it); its output side replaces L.
     """

@@ -5,10 +5,11 @@ resized crop (area 0.08–1, aspect ratio 3/4–4/3, torchvision semantics), hor
 colour jitter 0.4. Two implementations draw them with the same function
 (:func:`sample_augment_params`):
 
-* :class:`ClipAugment`, batched, for the accelerator in a DataModule's ``on_after_batch_transfer``
-  (``augment_on="device"``): the loaders only decode ``uint8`` clips ``(B, 3, T, H, W)``, and each
-  operation is one kernel over all ``B·T`` frames (no Python loop over clips or frames);
-* :class:`LoaderAugment`, one uint8 clip ``(3, T, H, W)`` in a DataLoader worker
+* :meth:`ClipAugment.forward`, batched, for the accelerator in a DataModule's
+  ``on_after_batch_transfer`` (``augment_on="device"``): the loaders only decode ``uint8`` clips
+  ``(B, 3, T, H, W)``, and each operation is one kernel over all ``B·T`` frames (no Python loop
+  over clips or frames);
+* :meth:`ClipAugment.augment_uint8`, one uint8 clip ``(3, T, H, W)`` in a DataLoader worker
   (``augment_on="loader"``, the DataModules' default): uint8 crop, resize and flip
   (:func:`crop_resize_flip_uint8`), then the jitter, rounded back to uint8.
 
@@ -17,7 +18,7 @@ The building blocks are public pure functions (:func:`random_resized_crop_params
 :class:`ClipEval` accept both ``(B, 3, T, H, W)`` and ``(3, T, H, W)``.
 
 Input convention: ``uint8`` in [0, 255] or floating point in [0, 1]. Output: floating point in
-[0, 1], then ``(x - mean) / std`` when ``mean``/``std`` are given (:class:`LoaderAugment`: uint8).
+[0, 1], then ``(x - mean) / std`` when ``mean``/``std`` are given (``augment_uint8``: uint8).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ __all__ = [
     "AugmentParams",
     "ClipAugment",
     "ClipEval",
-    "LoaderAugment",
     "color_jitter",
     "crop_resize_flip",
     "crop_resize_flip_uint8",
@@ -382,7 +382,7 @@ def _check_augment_args(
     jitter: float,
     hue: float,
 ) -> None:
-    """Validate the arguments shared by :class:`ClipAugment` and :class:`LoaderAugment`."""
+    """Validate the arguments of :class:`ClipAugment`."""
     if size < 1:
         raise ValueError(f"expected size >= 1, got size={size}")
     if not 0 < scale[0] <= scale[1]:
@@ -414,9 +414,9 @@ def sample_augment_params(
     The crop boxes come from :func:`random_resized_crop_params`; then one uniform draw per clip
     for each of flip (``u < flip_p``), brightness, contrast and saturation (factors uniform in
     ``[max(0, 1 - jitter), 1 + jitter]``) and hue (shift uniform in ``[-hue, hue]``, None when
-    ``hue`` is 0). :class:`ClipAugment` (batched, on the device) and :class:`LoaderAugment`
-    (one clip, in the DataLoader worker) both draw through this function, so the same
-    generator state gives both the same parameters.
+    ``hue`` is 0). :meth:`ClipAugment.forward` (batched, on the device) and
+    :meth:`ClipAugment.augment_uint8` (one clip, in a DataLoader worker) both draw through this
+    function.
     """
     boxes = random_resized_crop_params(
         batch, height, width, scale=scale, ratio=ratio, generator=generator
@@ -529,6 +529,41 @@ class ClipAugment(nn.Module):
         out = self.apply_params(batch, self.sample_params(b, h, w, generator))
         return out.squeeze(0) if single else out
 
+    def augment_uint8(self, clip: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Augment one uint8 clip on the CPU, uint8 out: the DataLoader workers' path.
+
+        The same augmentation as :meth:`forward` with parameters drawn the same way (a batch of
+        one): crop, resize and flip on uint8 (:func:`crop_resize_flip_uint8`, antialiased), then
+        :func:`color_jitter` in float32, rounded back to uint8 (the precision PIL-based loaders
+        keep between steps). No normalisation: that is left to the batch (:class:`ClipEval`).
+
+        Args:
+            clip: uint8 ``(3, T, H, W)``, fastest with frame-major interleaved memory (as
+                ``load_frames(..., planar=False)`` returns).
+            generator: Source of the parameters.
+
+        Returns:
+            uint8 ``(3, T, S, S)``, contiguous.
+        """
+        if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[0] != 3:
+            raise ValueError(
+                f"expected a uint8 clip (3, T, H, W), got {clip.dtype} {tuple(clip.shape)}"
+            )
+        params = self.sample_params(1, clip.shape[-2], clip.shape[-1], generator)
+        return self.apply_params_uint8(clip, params)
+
+    def apply_params_uint8(self, clip: Tensor, params: AugmentParams) -> Tensor:
+        """:meth:`augment_uint8` with given parameters (a batch of 1)."""
+        top, left, height, width = (int(v) for v in params.boxes[0])
+        box = (top, left, height, width)
+        out = planar_uint8(crop_resize_flip_uint8(clip, box, bool(params.flip[0]), self.size))
+        if self.jitter == 0 and params.hue is None:
+            return out
+        video = color_jitter(
+            out.unsqueeze(0), params.brightness, params.contrast, params.saturation, params.hue
+        )  # float (1, 3, T, S, S)
+        return video.squeeze(0).mul_(255.0).round_().to(torch.uint8)
+
     def extra_repr(self) -> str:
         return (
             f"size={self.size}, scale={self.scale}, ratio={self.ratio}, flip_p={self.flip_p}, "
@@ -638,90 +673,3 @@ def crop_resize_flip_uint8(
     if flip:
         region = region.flip(-1)
     return region.permute(1, 0, 2, 3)
-
-
-class LoaderAugment:
-    """Training augmentation of one uint8 clip, for the DataLoader workers on the CPU.
-
-    The same augmentation as :class:`ClipAugment` (parameters drawn per clip by
-    :func:`sample_augment_params`, shared by its frames): random resized crop, flip
-    (:func:`crop_resize_flip_uint8`, uint8, antialiased) and colour jitter (:func:`color_jitter`
-    in float32, rounded back to uint8, as PIL-based loaders quantise after each step).
-    Normalisation is left to the batch (``ClipEval``), where it is one kernel. Picklable, so
-    each worker process holds its own copy.
-
-    Args:
-        size: Output side ``S``.
-        scale: Range of the crop area as a fraction of the frame area.
-        ratio: Range of the crop aspect ratio ``w / h``.
-        flip_p: Probability of a left-right flip per clip.
-        jitter: Strength of the brightness, contrast and saturation jitter (0 disables it).
-        hue: Strength of the hue jitter in [0, 0.5] (0 disables it).
-
-    Shape:
-        ``__call__``: uint8 ``(3, T, H, W)`` -> uint8 ``(3, T, S, S)``, contiguous.
-    """
-
-    def __init__(
-        self,
-        *,
-        size: int,
-        scale: tuple[float, float] = (0.08, 1.0),
-        ratio: tuple[float, float] = (3 / 4, 4 / 3),
-        flip_p: float = 0.5,
-        jitter: float = 0.4,
-        hue: float = 0.0,
-    ) -> None:
-        _check_augment_args(size, scale, ratio, flip_p, jitter, hue)
-        self.size = size
-        self.scale = scale
-        self.ratio = ratio
-        self.flip_p = flip_p
-        self.jitter = jitter
-        self.hue = hue
-
-    def sample_params(
-        self, height: int, width: int, generator: torch.Generator | None = None
-    ) -> AugmentParams:
-        """The parameters of one clip (a batch of 1) of ``height × width`` frames."""
-        return sample_augment_params(
-            1,
-            height,
-            width,
-            scale=self.scale,
-            ratio=self.ratio,
-            flip_p=self.flip_p,
-            jitter=self.jitter,
-            hue=self.hue,
-            generator=generator,
-        )
-
-    def apply_params(self, clip: Tensor, params: AugmentParams) -> Tensor:
-        """Apply one clip's parameters (batch of 1) to uint8 ``(3, T, H, W)``."""
-        top, left, height, width = (int(v) for v in params.boxes[0])
-        out = crop_resize_flip_uint8(
-            clip, (top, left, height, width), bool(params.flip[0]), self.size
-        )
-        out = planar_uint8(out)
-        if self.jitter == 0 and params.hue is None:
-            return out
-        video = color_jitter(
-            out.unsqueeze(0), params.brightness, params.contrast, params.saturation, params.hue
-        )  # float (1, 3, T, S, S)
-        return video.squeeze(0).mul_(255.0).round_().to(torch.uint8)
-
-    def __call__(self, clip: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Augment one uint8 clip ``(3, T, H, W)``; parameters drawn from ``generator``."""
-        if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[0] != 3:
-            raise ValueError(
-                f"expected a uint8 clip (3, T, H, W), got {clip.dtype} {tuple(clip.shape)}"
-            )
-        return self.apply_params(
-            clip, self.sample_params(clip.shape[-2], clip.shape[-1], generator)
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"LoaderAugment(size={self.size}, scale={self.scale}, ratio={self.ratio}, "
-            f"flip_p={self.flip_p}, jitter={self.jitter}, hue={self.hue})"
-        )
