@@ -248,6 +248,8 @@ def test_fit_on_a_csv_of_frame_folders_and_video_files(tmp_path: Path) -> None:
             f"--data.classes={classes}",
             "--data.num_frames=4",
             "--data.crop_size=32",
+            "--data.load_size=40",
+            "--data.augment=true",  # the loader workers' augmentation on both kinds of clip
             "--data.batch_size=3",
             "--data.num_workers=0",
             "--trainer.max_epochs=1",
@@ -256,6 +258,8 @@ def test_fit_on_a_csv_of_frame_folders_and_video_files(tmp_path: Path) -> None:
             f"--trainer.default_root_dir={tmp_path / 'run'}",
         ]
     )
+    assert cli.datamodule.augment and cli.datamodule.augment_on == "loader"
+    assert cli.datamodule.datasets["train"].transform is not None
     assert cli.model.num_classes == 3 and list(cli.model.class_names) == classes
     assert cli.trainer.global_step == 3  # 9 training clips, batch 3
     kinds = {r.kind for r in cli.datamodule.split_records("train")}
