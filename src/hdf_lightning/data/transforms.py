@@ -444,6 +444,9 @@ class ClipAugment(nn.Module):
     1 + jitter]``; hue shift uniform in ``[-hue, hue]``, off by default, see
     :func:`color_jitter`), then optional normalisation.
 
+    :meth:`augment_uint8` applies the same augmentation to one uint8 clip on the CPU, uint8 out,
+    for the DataLoader workers (``augment_on="loader"``).
+
     Args:
         size: Output side ``S``.
         scale: Range of the crop area as a fraction of the frame area.
@@ -457,6 +460,7 @@ class ClipAugment(nn.Module):
     Shape:
         ``forward``: ``(B, 3, T, H, W)`` or ``(3, T, H, W)`` uint8 [0, 255] or float [0, 1]
         -> float ``(B, 3, T, S, S)`` (resp. ``(3, T, S, S)``) in [0, 1] before normalisation.
+        ``augment_uint8``: uint8 ``(3, T, H, W)`` -> uint8 ``(3, T, S, S)``.
     """
 
     mean: Tensor | None
@@ -629,6 +633,8 @@ def planar_uint8(clip: Tensor) -> Tensor:
     """
     if clip.is_contiguous():
         return clip
+    if clip.device.type != "cpu" or clip.dtype != torch.uint8:
+        return clip.contiguous()
     return torch.from_numpy(np.ascontiguousarray(clip.numpy()))
 
 
