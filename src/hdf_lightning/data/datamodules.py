@@ -43,12 +43,7 @@ from hdf_lightning.data.datasets import (
 from hdf_lightning.data.errors import DatasetError
 from hdf_lightning.data.sampling import SAMPLERS
 from hdf_lightning.data.synthetic import SynthConfig, generate_dfew
-from hdf_lightning.data.transforms import (
-    KINETICS_MEAN,
-    KINETICS_STD,
-    ClipAugment,
-    ClipEval,
-)
+from hdf_lightning.data.transforms import KINETICS_MEAN, KINETICS_STD, ClipAugment, ClipEval
 
 log = logging.getLogger(__name__)
 

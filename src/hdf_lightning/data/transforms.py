@@ -3,7 +3,7 @@
 The parameters are drawn per *clip* and shared by all frames of the clip (METHOD.md §7): random
 resized crop (area 0.08–1, aspect ratio 3/4–4/3, torchvision semantics), horizontal flip 0.5 and
 colour jitter 0.4. Two implementations draw them with the same function
-(:func:`sample_augment_params`):
+(:meth:`ClipAugment.sample_params`):
 
 * :meth:`ClipAugment.forward`, batched, for the accelerator in a DataModule's
   ``on_after_batch_transfer`` (``augment_on="device"``): the loaders only decode ``uint8`` clips
@@ -45,7 +45,6 @@ __all__ = [
     "planar_uint8",
     "random_resized_crop_params",
     "resize_clip",
-    "sample_augment_params",
     "to_float_clip",
 ]
 
@@ -374,66 +373,6 @@ class AugmentParams:
     hue: Tensor | None
 
 
-def _check_augment_args(
-    size: int,
-    scale: tuple[float, float],
-    ratio: tuple[float, float],
-    flip_p: float,
-    jitter: float,
-    hue: float,
-) -> None:
-    """Validate the arguments of :class:`ClipAugment`."""
-    if size < 1:
-        raise ValueError(f"expected size >= 1, got size={size}")
-    if not 0 < scale[0] <= scale[1]:
-        raise ValueError(f"expected 0 < scale[0] <= scale[1], got scale={scale}")
-    if not 0 < ratio[0] <= ratio[1]:
-        raise ValueError(f"expected 0 < ratio[0] <= ratio[1], got ratio={ratio}")
-    if not 0.0 <= flip_p <= 1.0:
-        raise ValueError(f"expected 0 <= flip_p <= 1, got flip_p={flip_p}")
-    if jitter < 0:
-        raise ValueError(f"expected jitter >= 0, got jitter={jitter}")
-    if not 0.0 <= hue <= 0.5:
-        raise ValueError(f"expected 0 <= hue <= 0.5, got hue={hue}")
-
-
-def sample_augment_params(
-    batch: int,
-    height: int,
-    width: int,
-    *,
-    scale: tuple[float, float] = (0.08, 1.0),
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
-    flip_p: float = 0.5,
-    jitter: float = 0.4,
-    hue: float = 0.0,
-    generator: torch.Generator | None = None,
-) -> AugmentParams:
-    """Per-clip augmentation parameters for ``batch`` clips of ``height × width`` frames.
-
-    The crop boxes come from :func:`random_resized_crop_params`; then one uniform draw per clip
-    for each of flip (``u < flip_p``), brightness, contrast and saturation (factors uniform in
-    ``[max(0, 1 - jitter), 1 + jitter]``) and hue (shift uniform in ``[-hue, hue]``, None when
-    ``hue`` is 0). :meth:`ClipAugment.forward` (batched, on the device) and
-    :meth:`ClipAugment.augment_uint8` (one clip, in a DataLoader worker) both draw through this
-    function.
-    """
-    boxes = random_resized_crop_params(
-        batch, height, width, scale=scale, ratio=ratio, generator=generator
-    )
-    u = _rand((batch, 5), generator)
-    lo = max(0.0, 1.0 - jitter)
-    factors = (lo + (1.0 + jitter - lo) * u[:, 1:4]).float()  # (B, 3)
-    return AugmentParams(
-        boxes=boxes,
-        flip=u[:, 0] < flip_p,
-        brightness=factors[:, 0],
-        contrast=factors[:, 1],
-        saturation=factors[:, 2],
-        hue=((2.0 * u[:, 4] - 1.0) * hue).float() if hue > 0 else None,
-    )
-
-
 class ClipAugment(nn.Module):
     """Training augmentation of clip batches, parameters drawn per clip, shared by its frames.
 
@@ -479,7 +418,18 @@ class ClipAugment(nn.Module):
         std: tuple[float, float, float] | None = None,
     ) -> None:
         super().__init__()
-        _check_augment_args(size, scale, ratio, flip_p, jitter, hue)
+        if size < 1:
+            raise ValueError(f"expected size >= 1, got size={size}")
+        if not 0 < scale[0] <= scale[1]:
+            raise ValueError(f"expected 0 < scale[0] <= scale[1], got scale={scale}")
+        if not 0 < ratio[0] <= ratio[1]:
+            raise ValueError(f"expected 0 < ratio[0] <= ratio[1], got ratio={ratio}")
+        if not 0.0 <= flip_p <= 1.0:
+            raise ValueError(f"expected 0 <= flip_p <= 1, got flip_p={flip_p}")
+        if jitter < 0:
+            raise ValueError(f"expected jitter >= 0, got jitter={jitter}")
+        if not 0.0 <= hue <= 0.5:
+            raise ValueError(f"expected 0 <= hue <= 0.5, got hue={hue}")
         self.size = size
         self.scale = scale
         self.ratio = ratio
@@ -493,17 +443,25 @@ class ClipAugment(nn.Module):
     def sample_params(
         self, batch: int, height: int, width: int, generator: torch.Generator | None = None
     ) -> AugmentParams:
-        """Draw the per-clip parameters for ``batch`` clips of ``height × width`` frames."""
-        return sample_augment_params(
-            batch,
-            height,
-            width,
-            scale=self.scale,
-            ratio=self.ratio,
-            flip_p=self.flip_p,
-            jitter=self.jitter,
-            hue=self.hue,
-            generator=generator,
+        """Draw the per-clip parameters for ``batch`` clips of ``height × width`` frames.
+
+        :meth:`forward` (batched, on the device) and :meth:`augment_uint8` (one clip, in a
+        DataLoader worker) both draw here, so their parameters follow one distribution.
+        """
+        boxes = random_resized_crop_params(
+            batch, height, width, scale=self.scale, ratio=self.ratio, generator=generator
+        )
+        u = _rand((batch, 5), generator)
+        lo = max(0.0, 1.0 - self.jitter)
+        factors = (lo + (1.0 + self.jitter - lo) * u[:, 1:4]).float()  # (B, 3)
+        hue = ((2.0 * u[:, 4] - 1.0) * self.hue).float() if self.hue > 0 else None
+        return AugmentParams(
+            boxes=boxes,
+            flip=u[:, 0] < self.flip_p,
+            brightness=factors[:, 0],
+            contrast=factors[:, 1],
+            saturation=factors[:, 2],
+            hue=hue,
         )
 
     def apply_params(self, video: Tensor, params: AugmentParams) -> Tensor:
