@@ -312,14 +312,12 @@ def build_configs(folders: list[Path], args: argparse.Namespace) -> list[Config]
             folders, clip_len=args.clip_len, train=train, length=args.samples, load=load
         )
 
-    augment = ClipAugment(size=args.crop, jitter=args.jitter, hue=args.hue)
-    batch_augment = ClipAugment(size=args.crop, jitter=args.jitter, hue=args.hue).to(device)
+    # No mean/std, so no buffers: the same module serves the workers (CPU) and --device.
+    augment = ClipAugment(size=args.crop, jitter=args.jitter, hue=args.hue).to(device)
     evaluate = ClipEval(size=args.crop).to(device)
     return [
         Config("ours", "train", ours(True, augment.augment_uint8, args.load_size), evaluate),
-        Config(
-            "ours (augment on device)", "train", ours(True, None, args.load_size), batch_augment
-        ),
+        Config("ours (augment on device)", "train", ours(True, None, args.load_size), augment),
         Config("ours", "eval", ours(False, None, args.crop), evaluate),
         Config(
             "baseline",
