@@ -64,7 +64,6 @@ def lightning_steps(
         optimizer=partial(torch.optim.AdamW, lr=1e-4),
         sam=sam,
         warmup_epochs=0,
-        save_plots=False,
     )
     timer = StepTimer()
     trainer = pl.Trainer(

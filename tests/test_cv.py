@@ -18,7 +18,7 @@ import torch
 from cli_utils import HDF, REPO
 from hdf_lightning.cli import main
 from hdf_lightning.data.synthetic import SynthConfig, generate_dfew
-from hdf_lightning.experiments import RESULT_FILE, cv_table
+from hdf_lightning.runners import RESULT_FILE, cv_table
 
 TINY_DFEW = SynthConfig(
     num_subjects=5, clips_per_subject=2, image_size=32, num_frames_range=(6, 10), seed=1
@@ -85,8 +85,8 @@ def _cv_args(root: Path, out: Path, *, epochs: int = 1) -> list[str]:
         "--trainer.logger=false",
         "--trainer.enable_progress_bar=false",
         "--trainer.num_sanity_val_steps=0",
-        "--model.cost_report=false",
-        "--model.save_plots=false",
+        "--cost_report.enabled=false",
+        "--figures.enabled=false",
     ]
     return [
         "cv",

@@ -22,7 +22,7 @@ from hdf_lightning.data import (
     SyntheticDFEWDataModule,
     VideoCSVDataModule,
 )
-from hdf_lightning.data.datamodules import DistributedWeightedSampler, stratified_split
+from hdf_lightning.data.samplers import DistributedWeightedSampler, stratified_split
 
 
 def _dfew(root: Path, **overrides: object) -> DFEWDataModule:
@@ -188,15 +188,6 @@ def test_csv_datamodule_with_val_csv(tmp_path: Path) -> None:
     assert _keys(dm.datasets["val"].records) == ["d"]
     assert dm.class_counts("train") == [2, 1]
     assert next(iter(dm.train_dataloader()))["video"].shape == (2, 3, 2, 8, 8)
-
-
-def test_class_weights_inverse_frequency_mean_one(tmp_path: Path) -> None:
-    for name in ("a", "b", "c", "d"):
-        write_frames(tmp_path / name, 3)
-    (tmp_path / "train.csv").write_text("a,0\nb,0\nc,0\nd,1\n")
-    dm = VideoCSVDataModule(tmp_path / "train.csv", tmp_path / "train.csv", classes=["x", "y", "z"])
-    weights = dm.class_weights()
-    assert torch.allclose(weights, torch.tensor([0.5, 1.5, 0.0]))  # z absent: weight 0
 
 
 def test_balanced_sampler_draws_classes_uniformly_and_shards_disjointly() -> None:

@@ -10,7 +10,6 @@ from torch.utils.data import DataLoader
 
 from conftest import DFEWTree, FERV39kTree, write_frames, write_tiny_video
 from hdf_lightning.data import CLASS_NAMES
-from hdf_lightning.data.datamodules import EpochSampler
 from hdf_lightning.data.datasets import (
     ClipDataset,
     ClipRecord,
@@ -27,6 +26,7 @@ from hdf_lightning.data.errors import (
     MissingClipError,
     SplitFileError,
 )
+from hdf_lightning.data.samplers import EpochSampler
 
 # ------------------------------------------------------------------------------------ DFEW reader
 

@@ -14,7 +14,6 @@ from hdf_lightning.evaluation.metrics import (
     EvaluationMetrics,
     confusion_matrix_from_predictions,
     make_metrics,
-    result_to_scalars,
     uar_war_from_predictions,
 )
 
@@ -98,15 +97,6 @@ def test_make_metrics_keys_and_prefix() -> None:
     assert set(values) == {"val/war", "val/uar"}
     assert float(values["val/war"]) == pytest.approx(2 / 3)
     assert float(values["val/uar"]) == pytest.approx(2 / 3)
-
-
-def test_result_to_scalars() -> None:
-    metrics = EvaluationMetrics(3, NAMES)
-    metrics.update(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 2]))
-    scalars = result_to_scalars(metrics.compute(), prefix="test/")
-    assert set(scalars) == {"test/war", "test/uar"} | {f"test/recall/{n}" for n in NAMES}
-    assert float(scalars["test/recall/neutral"]) == 0.0
-    assert float(scalars["test/recall/sad"]) == 1.0
 
 
 @pytest.mark.parametrize(

@@ -121,7 +121,6 @@ def test_lightning_sam_step_equals_hand_written_reference() -> None:
         min_lr=lr,  # constant learning rate
         num_classes=K,
         class_names=["a", "b", "c"],
-        save_plots=False,
     )
     fit(module, batches)
 
@@ -154,7 +153,6 @@ def test_dsm_second_pass_uses_first_pass_gradient_norm() -> None:
         min_lr=lr,
         num_classes=K,
         class_names=["a", "b", "c"],
-        save_plots=False,
     )
     fit(module, batches)
 
@@ -186,7 +184,6 @@ def test_without_sam_dsm_uses_previous_step_gradient_norm() -> None:
         min_lr=0.01,
         num_classes=K,
         class_names=["a", "b", "c"],
-        save_plots=False,
     )
     fit(module, make_batches(2))
     # one observation per step, and the stored g is a real gradient norm (not the initial 1.0)
@@ -198,9 +195,7 @@ def test_without_sam_dsm_uses_previous_step_gradient_norm() -> None:
 def test_gradient_accumulation_is_refused_under_manual_optimisation() -> None:
     # a plain Trainer refuses it before any hook runs; the CLI gives the SAM-specific message
     # (tests/test_cli.py::test_cli_refuses_sam_with_gradient_accumulation)
-    module = HDFClassifier(
-        TinyNet(), num_classes=K, class_names=["a", "b", "c"], save_plots=False, warmup_epochs=0
-    )
+    module = HDFClassifier(TinyNet(), num_classes=K, class_names=["a", "b", "c"], warmup_epochs=0)
     with pytest.raises(Exception, match="accumulate_grad_batches=2"):
         fit(module, make_batches(2), accumulate_grad_batches=2)
 
@@ -211,7 +206,7 @@ def test_class_names_must_match_num_classes() -> None:
 
 
 def test_network_class_count_is_checked() -> None:
-    module = HDFClassifier(TinyNet(), num_classes=7, save_plots=False)
+    module = HDFClassifier(TinyNet(), num_classes=7)
     with pytest.raises(ValueError, match="outputs 3 classes but num_classes is 7"):
         module(torch.randn(2, 3, 4, 8, 8))
 
@@ -231,7 +226,6 @@ def test_fp16_overflow_skips_the_sam_step_and_lowers_the_scale() -> None:
         min_lr=0.1,
         num_classes=K,
         class_names=["a", "b", "c"],
-        save_plots=False,
     )
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**60)  # guarantees an fp16 overflow
     plugin = MixedPrecision(precision="16-mixed", device="cpu", scaler=scaler)

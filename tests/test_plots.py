@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -161,12 +160,6 @@ def test_embedding_figure(tmp_path: Path) -> None:
     np.testing.assert_allclose(first, coords[labels.numpy() == 0], rtol=1e-6)
     assert "PCA" in axes.get_title()
     _assert_png(save_figure(figure, tmp_path / "embedding.png"))
-
-
-@pytest.mark.skipif(importlib.util.find_spec("sklearn") is not None, reason="sklearn installed")
-def test_tsne_without_sklearn_raises_clear_error() -> None:
-    with pytest.raises(ImportError, match="scikit-learn"):
-        embedding_figure(torch.randn(10, 4), torch.zeros(10), ["a"], method="tsne")
 
 
 def test_embedding_figure_rejects_bad_input() -> None:

@@ -1,6 +1,8 @@
-"""Commands of ``hdf`` beyond Lightning's fit/validate/test/predict: ``data``, ``cv`` and ``cost``.
+"""Commands of ``hdf`` beyond Lightning's fit/validate/test: ``data``, ``cv`` and ``cost``.
 
 Each ``*_main(argv) -> int`` parses its own arguments with jsonargparse and returns an exit code.
+The entry point (:mod:`hdf_lightning.cli`) dispatches here; the experiment commands call the
+runners of :mod:`hdf_lightning.runners`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,13 @@ from typing import Any
 
 import yaml
 from jsonargparse import ArgumentParser
+from pytorch_lightning import LightningDataModule
+
+from hdf_lightning.data.datasets import DFEW_FOLDS
+from hdf_lightning.data.extract import extract_tree
+from hdf_lightning.data.synthetic import SynthConfig, generate_dfew, generate_ferv39k
+from hdf_lightning.data.verify import format_report, verify_datamodule
+from hdf_lightning.runners import cost_from_config, run_cross_validation
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +45,6 @@ def config_section(config: str | Path | None, section: str) -> dict[str, Any] | 
 
 def build_datamodule(config: str | None, overrides: Sequence[str]) -> Any:
     """Instantiate the DataModule of a config (its ``data`` section) plus ``--data.*`` overrides."""
-    from pytorch_lightning import LightningDataModule
-
     parser = ArgumentParser(prog="hdf data", exit_on_error=False)
     parser.add_subclass_arguments(LightningDataModule, "data", required=True)
     args: list[str] = []
@@ -110,8 +117,6 @@ def data_main(argv: list[str]) -> int:
 
 
 def _data_synth(cfg: Any) -> int:
-    from hdf_lightning.data.synthetic import SynthConfig, generate_dfew, generate_ferv39k
-
     config = SynthConfig(
         num_subjects=cfg.num_subjects,
         clips_per_subject=cfg.clips_per_subject,
@@ -129,8 +134,6 @@ def _data_synth(cfg: Any) -> int:
 
 
 def _data_verify(config: str | None, decode: bool, overrides: list[str]) -> int:
-    from hdf_lightning.data.verify import format_report, verify_datamodule
-
     dm = build_datamodule(config, overrides)
     report = verify_datamodule(dm, decode=decode)
     print(format_report(report))
@@ -138,8 +141,6 @@ def _data_verify(config: str | None, decode: bool, overrides: list[str]) -> int:
 
 
 def _data_extract(cfg: Any) -> int:
-    from hdf_lightning.data.extract import extract_tree
-
     result = extract_tree(cfg.videos, cfg.out, size=cfg.size, quality=cfg.quality)
     print(json.dumps(result, indent=2, default=str))
     return 0
@@ -147,13 +148,13 @@ def _data_extract(cfg: Any) -> int:
 
 # --------------------------------------------------------------------------------------------- cv
 def cv_main(argv: list[str]) -> int:
-    """``hdf cv --config configs/dfew.yaml [--folds 1 2 3] [--out runs/cv]``."""
-    from hdf_lightning.experiments import run_cross_validation
-
+    """``hdf cv --config configs/dfew.yaml [--folds [1,2,3]] [--out runs/cv]``."""
     _setup_logging()
     parser = ArgumentParser(prog="hdf cv", description="Run the DFEW 5-fold protocol.")
     parser.add_argument("--config", type=str, required=True, help="fit config (DFEW-style data)")
-    parser.add_argument("--folds", type=list[int], default=[1, 2, 3, 4, 5])
+    parser.add_argument(
+        "--folds", type=list[int], default=list(DFEW_FOLDS), help="e.g. [1,2,3] (default: all 5)"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/cv"))
     parser.add_argument(
         "--overrides",
@@ -170,8 +171,6 @@ def cv_main(argv: list[str]) -> int:
 # ------------------------------------------------------------------------------------------- cost
 def cost_main(argv: list[str]) -> int:
     """``hdf cost --config CFG``: parameters, GFLOPs, peak memory and clips/s of the model."""
-    from hdf_lightning.experiments import cost_from_config
-
     _setup_logging()
     parser = ArgumentParser(prog="hdf cost", description="Cost report of a configured model.")
     parser.add_argument("--config", type=str, required=True, help="fit config with model and data")

@@ -4,8 +4,6 @@ from hdf_lightning.data.classes import CLASS_NAMES, FERV39K_CLASS_MAP
 from hdf_lightning.data.datamodules import (
     ClipDataModule,
     DFEWDataModule,
-    DistributedWeightedSampler,
-    EpochSampler,
     FERV39kDataModule,
     SyntheticDFEWDataModule,
     VideoCSVDataModule,
@@ -25,26 +23,33 @@ from hdf_lightning.data.errors import (
     MissingClipError,
     SplitFileError,
 )
+from hdf_lightning.data.samplers import DistributedWeightedSampler, EpochSampler, stratified_split
+from hdf_lightning.data.splits import CSVSplits, DFEWSplits, FERV39kSplits, SplitReader
 
 __all__ = [
     "CLASS_NAMES",
     "FERV39K_CLASS_MAP",
+    "CSVSplits",
     "ClipDataModule",
     "ClipDataset",
     "ClipRecord",
     "CorruptClipError",
     "DFEWDataModule",
+    "DFEWSplits",
     "DatasetError",
     "DatasetNotFoundError",
     "DistributedWeightedSampler",
     "EmptyClipError",
     "EpochSampler",
     "FERV39kDataModule",
+    "FERV39kSplits",
     "MissingClipError",
     "SplitFileError",
+    "SplitReader",
     "SyntheticDFEWDataModule",
     "VideoCSVDataModule",
     "read_csv_split",
     "read_dfew_split",
     "read_ferv39k_split",
+    "stratified_split",
 ]

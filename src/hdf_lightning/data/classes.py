@@ -7,15 +7,7 @@ from collections.abc import Mapping, Sequence
 CLASS_NAMES: tuple[str, ...] = ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear")
 """The seven basic expressions in DFEW order; label ``i`` is ``CLASS_NAMES[i]``."""
 
-FERV39K_CLASS_MAP: Mapping[str, int] = {
-    "happy": 0,
-    "sad": 1,
-    "neutral": 2,
-    "angry": 3,
-    "surprise": 4,
-    "disgust": 5,
-    "fear": 6,
-}
+FERV39K_CLASS_MAP: Mapping[str, int] = {name: label for label, name in enumerate(CLASS_NAMES)}
 """FERV39k emotion names (``Happy``, ``Sad``, ... compared case-insensitively) to DFEW labels."""
 
 

@@ -1,5 +1,8 @@
 """LightningDataModules for DFEW, FERV39k, ``path,label`` CSVs and the synthetic DFEW tree.
 
+One :class:`ClipDataModule` holds every loading option; each dataset contributes only a reader of
+its splits (:mod:`hdf_lightning.data.splits`).
+
 No I/O happens in ``__init__``; :meth:`ClipDataModule.setup` reads only the splits the stage needs
 (a missing dataset raises :class:`~hdf_lightning.data.errors.DatasetNotFoundError` there, before any
 training step). Batches leave the DataLoader as uint8 clips, already augmented by the workers
@@ -18,30 +21,22 @@ Protocols (recorded in ``hparams.protocol``):
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
-import torch.distributed as dist
 from einops import rearrange
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from hdf_lightning.data.classes import CLASS_NAMES
-from hdf_lightning.data.datasets import (
-    ClipDataset,
-    ClipRecord,
-    read_csv_split,
-    read_dfew_split,
-    read_ferv39k_split,
-    scan_records,
-)
+from hdf_lightning.data.datasets import ClipDataset, ClipRecord, scan_records
 from hdf_lightning.data.errors import DatasetError
+from hdf_lightning.data.samplers import DistributedWeightedSampler, EpochSampler, stratified_split
 from hdf_lightning.data.sampling import SAMPLERS
+from hdf_lightning.data.splits import CSVSplits, DFEWSplits, DFEWVariant, FERV39kSplits, SplitReader
 from hdf_lightning.data.synthetic import SynthConfig, generate_dfew
 from hdf_lightning.data.transforms import KINETICS_MEAN, KINETICS_STD, ClipAugment, ClipEval
 
@@ -74,144 +69,27 @@ STAGE_SPLITS: dict[str | None, tuple[Stage, ...]] = {
 """Lightning stage -> the splits ``setup`` builds (predict runs on the test split)."""
 
 
-def _world(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
-    """Resolve (num_replicas, rank): explicit values, else torch.distributed, else (1, 0)."""
-    initialized = dist.is_available() and dist.is_initialized()
-    if num_replicas is None:
-        num_replicas = dist.get_world_size() if initialized else 1
-    if rank is None:
-        rank = dist.get_rank() if initialized else 0
-    return num_replicas, rank
-
-
-class EpochSampler(DistributedSampler):
-    """Seeded shuffling sampler, sharded over ranks, that yields ``(index, epoch)`` keys.
-
-    A :class:`DistributedSampler` (so Lightning neither replaces nor wraps it, and calls
-    :meth:`set_epoch` every epoch) whose keys carry the epoch to
-    :class:`~hdf_lightning.data.datasets.ClipDataset`, so per-item frame sampling is reproducible
-    whatever the number of workers, persistent or not.
-
-    Args:
-        dataset: a sized dataset.
-        num_replicas: number of ranks (default: torch.distributed's world size, else 1).
-        rank: this rank (default: torch.distributed's rank, else 0).
-        shuffle: shuffle with ``seed + epoch``.
-        seed: base seed.
-    """
-
-    def __init__(
-        self,
-        dataset: Any,
-        *,
-        num_replicas: int | None = None,
-        rank: int | None = None,
-        shuffle: bool = True,
-        seed: int = 0,
-    ) -> None:
-        num_replicas, rank = _world(num_replicas, rank)
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        for index in super().__iter__():
-            yield index, self.epoch
-
-
-class DistributedWeightedSampler(DistributedSampler):
-    """Weighted sampling (e.g. class-balanced) that works across ranks; yields ``(index, epoch)``.
-
-    Every rank draws the same seeded global sample of ``num_samples`` indices with
-    ``torch.multinomial(weights, ...)`` (seed ``seed + epoch``) and keeps the positions
-    ``rank, rank + num_replicas, ...``: the ranks' shards partition the global sample.
-
-    Args:
-        weights: (N,) non-negative sampling weight of every item.
-        num_samples: size of the global sample per epoch (default N), rounded up to a multiple of
-            ``num_replicas``.
-        num_replicas: number of ranks (default: torch.distributed's world size, else 1).
-        rank: this rank (default: torch.distributed's rank, else 0).
-        seed: base seed.
-        replacement: draw with replacement (needed to over-sample rare classes).
-    """
-
-    def __init__(
-        self,
-        weights: Sequence[float] | torch.Tensor,
-        *,
-        num_samples: int | None = None,
-        num_replicas: int | None = None,
-        rank: int | None = None,
-        seed: int = 0,
-        replacement: bool = True,
-    ) -> None:
-        w = torch.as_tensor(weights, dtype=torch.double)
-        if w.ndim != 1 or len(w) == 0 or bool((w < 0).any()) or not float(w.sum()) > 0:
-            raise ValueError(
-                "weights must be a non-empty 1-D sequence of non-negative numbers with a positive "
-                f"sum, got shape {tuple(w.shape)}"
-            )
-        num_replicas, rank = _world(num_replicas, rank)
-        items: Any = range(len(w))  # DistributedSampler only needs len()
-        super().__init__(items, num_replicas=num_replicas, rank=rank, seed=seed)
-        total = len(w) if num_samples is None else num_samples
-        if total < 1:
-            raise ValueError(f"num_samples must be >= 1, got {total}")
-        self.num_samples = math.ceil(total / num_replicas)
-        self.total_size = self.num_samples * num_replicas
-        if not replacement and self.total_size > int((w > 0).sum()):
-            raise ValueError(
-                f"cannot draw {self.total_size} items without replacement from "
-                f"{int((w > 0).sum())} items of positive weight"
-            )
-        self.weights = w
-        self.replacement = replacement
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        draws = torch.multinomial(
-            self.weights, self.total_size, self.replacement, generator=generator
-        )
-        for index in draws[self.rank : self.total_size : self.num_replicas].tolist():
-            yield index, self.epoch
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-
-def stratified_split(
-    labels: Sequence[int], fraction: float, *, seed: int
-) -> tuple[list[int], list[int]]:
-    """Split positions into (keep, held out), holding out ``fraction`` of every class.
-
-    Each class with at least two items gives ``max(1, round(fraction * n))`` items (never all of
-    them), chosen with a generator seeded by ``seed``; both lists are sorted.
-    """
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    generator = torch.Generator().manual_seed(seed)
-    held: list[int] = []
-    for label in sorted(set(labels)):
-        members = [i for i, y in enumerate(labels) if y == label]
-        if len(members) < 2:
-            continue
-        n_held = min(len(members) - 1, max(1, round(fraction * len(members))))
-        order = torch.randperm(len(members), generator=generator)[:n_held].tolist()
-        held.extend(members[i] for i in order)
-    held_set = set(held)
-    return [i for i in range(len(labels)) if i not in held_set], sorted(held)
-
-
 class ClipDataModule(pl.LightningDataModule):
-    """Base DataModule of labelled clip datasets; subclasses only read their splits.
+    """The DataModule of labelled clip datasets; a :class:`SplitReader` says how splits are read.
+
+    The dataset-specific DataModules below (:class:`DFEWDataModule`, :class:`FERV39kDataModule`,
+    :class:`VideoCSVDataModule`, :class:`SyntheticDFEWDataModule`) only build their reader and pass
+    every other option here, so a loading option exists in this one constructor.
 
     Batches: ``video`` float ``(B, 3, T, S, S)`` after :meth:`on_after_batch_transfer` (with
     ``eval_views > 1``, validation/test/predict batches are ``(B, V, 3, T, S, S)``; average the
     predictions over V), ``label`` ``(B,)`` long, ``index`` ``(B,)`` long (row in the split).
 
+    Sizes: a clip of any source length is sampled to ``num_frames`` frames; each frame is decoded
+    at ``load_size`` x ``load_size`` pixels (the size the workers hand over); the training crop
+    (random resized crop) and the evaluation resize produce ``crop_size`` x ``crop_size``, the
+    network's input size.
+
     Args:
-        num_frames: clip length T.
-        crop_size: output size S of the augmentation / evaluation resize.
-        load_size: frames are decoded at ``load_size²`` (default ``crop_size``).
+        splits: the dataset's :class:`~hdf_lightning.data.splits.SplitReader`.
+        num_frames: frames per sampled clip, T (the network's ``num_frames``).
+        crop_size: output size S of the augmentation / evaluation resize (the network's input).
+        load_size: frames are decoded at ``load_size²`` before cropping (default ``crop_size``).
         batch_size: per-device batch size.
         num_workers: DataLoader worker processes.
         sampler: frame sampler (``"segment"``, ``"m3dfel"`` or ``"dense"``).
@@ -230,17 +108,19 @@ class ClipDataModule(pl.LightningDataModule):
             :class:`ClipAugment` augments the whole batch on the accelerator in
             :meth:`on_after_batch_transfer`; frees the loader's CPU when training on a GPU.
             Both draw the same distribution of parameters, deterministic by (seed, epoch, clip).
-        crop_scale: area range of the random resized crop (METHOD.md: 0.08-1; milder ranges suit
-            tiny datasets such as the demo's).
+        crop_scale: area range of the random resized crop (0.08-1 in the method's recipe; milder
+            ranges suit tiny datasets such as the demo's).
         skip_bad: drop unusable clips (counted and logged) instead of raising.
         balanced_sampler: draw training clips with probability inversely proportional to their
             class frequency (works under DDP).
         pin_memory: DataLoader ``pin_memory``.
-        persistent_workers: DataLoader ``persistent_workers`` (when ``num_workers > 0``).
+        persistent_workers: keep the DataLoader workers alive between epochs (when
+            ``num_workers > 0``); re-forking them costs time every epoch.
     """
 
     def __init__(
         self,
+        splits: SplitReader,
         *,
         num_frames: int = 16,
         crop_size: int = 112,
@@ -259,7 +139,7 @@ class ClipDataModule(pl.LightningDataModule):
         skip_bad: bool = False,
         balanced_sampler: bool = False,
         pin_memory: bool = False,
-        persistent_workers: bool = False,
+        persistent_workers: bool = True,
     ) -> None:
         super().__init__()
         for name, value, low in (
@@ -280,7 +160,12 @@ class ClipDataModule(pl.LightningDataModule):
             raise ValueError(f"normalize must be one of {sorted(NORMALIZATION)}, got {normalize!r}")
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-        self.save_hyperparameters()
+        if augment_on not in ("loader", "device"):
+            raise ValueError(f"augment_on must be 'loader' or 'device', got {augment_on!r}")
+        if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
+            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
+        self.save_hyperparameters(ignore=["splits"])
+        self.splits = splits
         self.num_frames = num_frames
         self.crop_size = crop_size
         self.load_size = crop_size if load_size is None else load_size
@@ -293,11 +178,7 @@ class ClipDataModule(pl.LightningDataModule):
         self.seed = seed
         self.normalize = normalize
         self.augment = augment
-        if augment_on not in ("loader", "device"):
-            raise ValueError(f"augment_on must be 'loader' or 'device', got {augment_on!r}")
         self.augment_on = augment_on
-        if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
-            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
         self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
         self.skip_bad = skip_bad
         self.balanced_sampler = balanced_sampler
@@ -308,24 +189,12 @@ class ClipDataModule(pl.LightningDataModule):
         self._records: dict[Stage, list[ClipRecord]] = {}
         self._transforms: dict[bool, nn.Module] = {}
 
-    # -- what subclasses provide ---------------------------------------------------------------
+    # -- splits --------------------------------------------------------------------------------
 
     @property
     def class_names(self) -> list[str]:
-        """Class names, index = label."""
-        return list(CLASS_NAMES)
-
-    def read_split(
-        self, split: Literal["train", "test"], errors: list[DatasetError] | None
-    ) -> list[ClipRecord]:
-        """Read the dataset's train or test split (see the ``read_*`` functions)."""
-        raise NotImplementedError
-
-    def read_val_split(self, errors: list[DatasetError] | None) -> list[ClipRecord] | None:
-        """An explicit validation split, or ``None`` to derive it from ``protocol``."""
-        return None
-
-    # -- splits --------------------------------------------------------------------------------
+        """Class names of the dataset, index = label."""
+        return list(self.splits.class_names)
 
     @property
     def num_classes(self) -> int:
@@ -343,22 +212,18 @@ class ClipDataModule(pl.LightningDataModule):
         """
         if errors is None and split in self._records:
             return self._records[split]
-        if split == "test":
-            records = self.read_split("test", errors)
+        if split == "test" or self.splits.has_val_split:
+            records = self.splits.read(split, errors)
+        elif self.protocol == "paper":
+            records = self.splits.read("test" if split == "val" else "train", errors)
         else:
-            explicit = self.read_val_split(errors)
-            if explicit is not None:
-                records = explicit if split == "val" else self.read_split("train", errors)
-            elif self.protocol == "paper":
-                records = self.read_split("test" if split == "val" else "train", errors)
-            else:
-                # rows the train reader rejects are reported with the train split only
-                own_errors = errors if split == "train" or errors is None else []
-                train = self.read_split("train", own_errors)
-                keep, held = stratified_split(
-                    [r.label for r in train], self.val_fraction, seed=self.seed
-                )
-                records = [train[i] for i in (held if split == "val" else keep)]
+            # rows the train reader rejects are reported with the train split only
+            own_errors = errors if split == "train" or errors is None else []
+            train = self.splits.read("train", own_errors)
+            keep, held = stratified_split(
+                [r.label for r in train], self.val_fraction, seed=self.seed
+            )
+            records = [train[i] for i in (held if split == "val" else keep)]
         if errors is None:
             self._records[split] = records
         return records
@@ -373,17 +238,6 @@ class ClipDataModule(pl.LightningDataModule):
         for label in labels:
             counts[label] += 1
         return counts
-
-    def class_weights(self) -> torch.Tensor:
-        """(K,) inverse class frequencies of the training split, normalised to mean 1.
-
-        Classes absent from the training split get weight 0; the mean is over present classes.
-        """
-        counts = torch.tensor(self.class_counts("train"), dtype=torch.float)
-        present = counts > 0
-        weights = torch.zeros_like(counts)
-        weights[present] = 1.0 / counts[present]
-        return weights * present.sum() / weights.sum()
 
     @property
     def skipped(self) -> dict[Stage, int]:
@@ -560,9 +414,8 @@ class DFEWDataModule(ClipDataModule):
         root: DFEW root, holding ``Clip/`` and ``EmoLabel_DataSplit/``.
         fold: 1..5.
         variant: ``"clip_224x224"``, ``"clip_224x224_16f"`` or ``"video"`` (``Clip/original``).
-        num_frames, crop_size, load_size, batch_size, num_workers, sampler, eval_views, protocol,
-        val_fraction, seed, normalize, augment, augment_on, crop_scale, skip_bad,
-        balanced_sampler, pin_memory, persistent_workers: see :class:`ClipDataModule`.
+        **options: the loading options of :class:`ClipDataModule` (``num_frames``,
+            ``crop_size``, ``batch_size``, ``protocol``, ...).
     """
 
     def __init__(
@@ -570,57 +423,13 @@ class DFEWDataModule(ClipDataModule):
         root: str | Path,
         *,
         fold: int = 1,
-        variant: Literal["clip_224x224", "clip_224x224_16f", "video"] = "clip_224x224",
-        num_frames: int = 16,
-        crop_size: int = 112,
-        load_size: int | None = None,
-        batch_size: int = 16,
-        num_workers: int = 4,
-        sampler: SamplerMode = "segment",
-        eval_views: int = 1,
-        protocol: Literal["paper", "honest"] = "paper",
-        val_fraction: float = 0.1,
-        seed: int = 42,
-        normalize: Literal["none", "kinetics"] = "none",
-        augment: bool = True,
-        augment_on: AugmentOn = "loader",
-        crop_scale: tuple[float, float] = (0.08, 1.0),
-        skip_bad: bool = False,
-        balanced_sampler: bool = False,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
+        variant: DFEWVariant = "clip_224x224",
+        **options: Any,
     ) -> None:
-        if not 1 <= fold <= 5:
-            raise ValueError(f"fold must be in 1..5, got {fold}")
-        super().__init__(
-            num_frames=num_frames,
-            crop_size=crop_size,
-            load_size=load_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            sampler=sampler,
-            eval_views=eval_views,
-            protocol=protocol,
-            val_fraction=val_fraction,
-            seed=seed,
-            normalize=normalize,
-            augment=augment,
-            augment_on=augment_on,
-            crop_scale=crop_scale,
-            skip_bad=skip_bad,
-            balanced_sampler=balanced_sampler,
-            pin_memory=pin_memory,
-            persistent_workers=persistent_workers,
-        )
+        super().__init__(DFEWSplits(Path(root), fold=fold, variant=variant), **options)
         self.root = Path(root)
         self.fold = fold
         self.variant = variant
-
-    def read_split(
-        self, split: Literal["train", "test"], errors: list[DatasetError] | None
-    ) -> list[ClipRecord]:
-        """Read ``split`` of the fold (see :func:`read_dfew_split`)."""
-        return read_dfew_split(self.root, self.fold, split, self.variant, errors=errors)
 
 
 class FERV39kDataModule(ClipDataModule):
@@ -630,61 +439,12 @@ class FERV39kDataModule(ClipDataModule):
 
     Args:
         root: FERV39k root, holding ``2_ClipsforFaceCrop/`` and ``4_setups/``.
-        num_frames, crop_size, load_size, batch_size, num_workers, sampler, eval_views, protocol,
-        val_fraction, seed, normalize, augment, augment_on, crop_scale, skip_bad,
-        balanced_sampler, pin_memory, persistent_workers: see :class:`ClipDataModule`.
+        **options: the loading options of :class:`ClipDataModule`.
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        *,
-        num_frames: int = 16,
-        crop_size: int = 112,
-        load_size: int | None = None,
-        batch_size: int = 16,
-        num_workers: int = 4,
-        sampler: SamplerMode = "segment",
-        eval_views: int = 1,
-        protocol: Literal["paper", "honest"] = "paper",
-        val_fraction: float = 0.1,
-        seed: int = 42,
-        normalize: Literal["none", "kinetics"] = "none",
-        augment: bool = True,
-        augment_on: AugmentOn = "loader",
-        crop_scale: tuple[float, float] = (0.08, 1.0),
-        skip_bad: bool = False,
-        balanced_sampler: bool = False,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
-    ) -> None:
-        super().__init__(
-            num_frames=num_frames,
-            crop_size=crop_size,
-            load_size=load_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            sampler=sampler,
-            eval_views=eval_views,
-            protocol=protocol,
-            val_fraction=val_fraction,
-            seed=seed,
-            normalize=normalize,
-            augment=augment,
-            augment_on=augment_on,
-            crop_scale=crop_scale,
-            skip_bad=skip_bad,
-            balanced_sampler=balanced_sampler,
-            pin_memory=pin_memory,
-            persistent_workers=persistent_workers,
-        )
+    def __init__(self, root: str | Path, **options: Any) -> None:
+        super().__init__(FERV39kSplits(Path(root)), **options)
         self.root = Path(root)
-
-    def read_split(
-        self, split: Literal["train", "test"], errors: list[DatasetError] | None
-    ) -> list[ClipRecord]:
-        """Read ``split`` (see :func:`read_ferv39k_split`)."""
-        return read_ferv39k_split(self.root, split, errors=errors)
 
 
 class VideoCSVDataModule(ClipDataModule):
@@ -699,9 +459,7 @@ class VideoCSVDataModule(ClipDataModule):
         classes: class names; labels in the CSVs are names or 0-based indices into this list.
         val_csv: optional validation split.
         base_dir: folder relative paths start from (default: each CSV's folder).
-        num_frames, crop_size, load_size, batch_size, num_workers, sampler, eval_views, protocol,
-        val_fraction, seed, normalize, augment, augment_on, crop_scale, skip_bad,
-        balanced_sampler, pin_memory, persistent_workers: see :class:`ClipDataModule`.
+        **options: the loading options of :class:`ClipDataModule`.
     """
 
     def __init__(
@@ -712,68 +470,15 @@ class VideoCSVDataModule(ClipDataModule):
         classes: list[str],
         val_csv: str | Path | None = None,
         base_dir: str | Path | None = None,
-        num_frames: int = 16,
-        crop_size: int = 112,
-        load_size: int | None = None,
-        batch_size: int = 16,
-        num_workers: int = 4,
-        sampler: SamplerMode = "segment",
-        eval_views: int = 1,
-        protocol: Literal["paper", "honest"] = "paper",
-        val_fraction: float = 0.1,
-        seed: int = 42,
-        normalize: Literal["none", "kinetics"] = "none",
-        augment: bool = True,
-        augment_on: AugmentOn = "loader",
-        crop_scale: tuple[float, float] = (0.08, 1.0),
-        skip_bad: bool = False,
-        balanced_sampler: bool = False,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
+        **options: Any,
     ) -> None:
         if len(classes) < 2 or len(set(classes)) != len(classes):
             raise ValueError(f"classes must hold at least two distinct names, got {classes}")
-        super().__init__(
-            num_frames=num_frames,
-            crop_size=crop_size,
-            load_size=load_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            sampler=sampler,
-            eval_views=eval_views,
-            protocol=protocol,
-            val_fraction=val_fraction,
-            seed=seed,
-            normalize=normalize,
-            augment=augment,
-            augment_on=augment_on,
-            crop_scale=crop_scale,
-            skip_bad=skip_bad,
-            balanced_sampler=balanced_sampler,
-            pin_memory=pin_memory,
-            persistent_workers=persistent_workers,
-        )
-        self.csvs = {"train": Path(train_csv), "test": Path(test_csv)}
-        self.val_csv = None if val_csv is None else Path(val_csv)
-        self.base_dir = None if base_dir is None else Path(base_dir)
-        self.classes = list(classes)
-
-    @property
-    def class_names(self) -> list[str]:
-        """The ``classes`` given, index = label."""
-        return list(self.classes)
-
-    def read_split(
-        self, split: Literal["train", "test"], errors: list[DatasetError] | None
-    ) -> list[ClipRecord]:
-        """Read the train or test CSV."""
-        return read_csv_split(self.csvs[split], self.classes, self.base_dir, errors=errors)
-
-    def read_val_split(self, errors: list[DatasetError] | None) -> list[ClipRecord] | None:
-        """The validation CSV, when given."""
-        if self.val_csv is None:
-            return None
-        return read_csv_split(self.val_csv, self.classes, self.base_dir, errors=errors)
+        csvs = {"train": Path(train_csv), "test": Path(test_csv)}
+        if val_csv is not None:
+            csvs["val"] = Path(val_csv)
+        base = None if base_dir is None else Path(base_dir)
+        super().__init__(CSVSplits(csvs, tuple(classes), base), **options)
 
 
 class SyntheticDFEWDataModule(DFEWDataModule):
@@ -787,15 +492,15 @@ class SyntheticDFEWDataModule(DFEWDataModule):
         num_subjects: synthetic subjects.
         clips_per_subject: clips per subject.
         image_size: frame size in pixels.
-        num_frames_range: (min, max) frames per clip.
+        num_frames_range: (min, max) source frames per generated clip.
         num_sources: capture styles of the training clips.
         unseen_source: add a style seen only in test clips.
         imbalance: class prior, ``"none"`` or ``"dfew"``.
         write_16f: also write ``Clip/clip_224x224_16f`` (needed by that variant).
         synth_seed: seed of the generator.
-        fold, variant, num_frames, crop_size, load_size, batch_size, num_workers, sampler,
-        eval_views, protocol, val_fraction, seed, normalize, augment, augment_on, crop_scale,
-        skip_bad, balanced_sampler, pin_memory, persistent_workers: see :class:`DFEWDataModule`.
+        fold: 1..5.
+        variant: see :class:`DFEWDataModule`.
+        **options: the loading options of :class:`ClipDataModule`.
     """
 
     def __init__(
@@ -812,49 +517,10 @@ class SyntheticDFEWDataModule(DFEWDataModule):
         write_16f: bool = False,
         synth_seed: int = 0,
         fold: int = 1,
-        variant: Literal["clip_224x224", "clip_224x224_16f", "video"] = "clip_224x224",
-        num_frames: int = 16,
-        crop_size: int = 112,
-        load_size: int | None = None,
-        batch_size: int = 16,
-        num_workers: int = 4,
-        sampler: SamplerMode = "segment",
-        eval_views: int = 1,
-        protocol: Literal["paper", "honest"] = "paper",
-        val_fraction: float = 0.1,
-        seed: int = 42,
-        normalize: Literal["none", "kinetics"] = "none",
-        augment: bool = True,
-        augment_on: AugmentOn = "loader",
-        crop_scale: tuple[float, float] = (0.08, 1.0),
-        skip_bad: bool = False,
-        balanced_sampler: bool = False,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
+        variant: DFEWVariant = "clip_224x224",
+        **options: Any,
     ) -> None:
-        super().__init__(
-            root,
-            fold=fold,
-            variant=variant,
-            num_frames=num_frames,
-            crop_size=crop_size,
-            load_size=load_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            sampler=sampler,
-            eval_views=eval_views,
-            protocol=protocol,
-            val_fraction=val_fraction,
-            seed=seed,
-            normalize=normalize,
-            augment=augment,
-            augment_on=augment_on,
-            crop_scale=crop_scale,
-            skip_bad=skip_bad,
-            balanced_sampler=balanced_sampler,
-            pin_memory=pin_memory,
-            persistent_workers=persistent_workers,
-        )
+        super().__init__(root, fold=fold, variant=variant, **options)
         self.synth_config = SynthConfig(
             num_subjects=num_subjects,
             clips_per_subject=clips_per_subject,

@@ -125,6 +125,17 @@ def _read_rows(path: Path, delimiter: str | None) -> Iterator[tuple[int, list[st
                 yield number, [field.strip() for field in fields]
 
 
+DFEW_FOLDS: tuple[int, ...] = (1, 2, 3, 4, 5)
+"""The folds of DFEW's 5-fold protocol."""
+
+
+def check_dfew_fold(fold: int) -> int:
+    """Return ``fold`` if it is a DFEW fold (1..5), else raise a ``ValueError`` that says so."""
+    if fold not in DFEW_FOLDS:
+        raise ValueError(f"DFEW fold must be one of 1..5, got {fold}")
+    return fold
+
+
 def read_dfew_split(
     root: str | Path,
     fold: int,
@@ -151,8 +162,7 @@ def read_dfew_split(
         SplitFileError: malformed row or label outside 1..7 (names file and line).
         MissingClipError: a row whose clip does not exist (names file, line and path).
     """
-    if not 1 <= fold <= 5:
-        raise ValueError(f"DFEW fold must be in 1..5, got {fold}")
+    check_dfew_fold(fold)
     if split not in ("train", "test"):
         raise ValueError(f"DFEW split must be 'train' or 'test', got {split!r}")
     if variant not in DFEW_VARIANTS:

@@ -5,7 +5,6 @@ from hdf_lightning.evaluation.metrics import (
     EvaluationMetrics,
     confusion_matrix_from_predictions,
     make_metrics,
-    result_to_scalars,
     uar_war_from_predictions,
 )
 from hdf_lightning.evaluation.plots import (
@@ -32,7 +31,6 @@ __all__ = [
     "normalize_confusion",
     "pca_2d",
     "per_class_recall_figure",
-    "result_to_scalars",
     "save_figure",
     "uar_war_from_predictions",
 ]

@@ -15,7 +15,7 @@ of the K recalls.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,6 @@ __all__ = [
     "EvaluationMetrics",
     "confusion_matrix_from_predictions",
     "make_metrics",
-    "result_to_scalars",
     "uar_war_from_predictions",
 ]
 
@@ -82,25 +81,20 @@ def make_metrics(
 class EvaluationMetrics(nn.Module):
     """WAR, UAR, per-class recall and confusion matrix accumulated over an evaluation set.
 
-    A plain ``nn.Module`` holding torchmetrics metrics (their states follow ``.to()`` and are
-    synchronised across DDP ranks by summation in :meth:`compute`).
+    One state: the confusion matrix of counts (a torchmetrics ``MulticlassConfusionMatrix``, summed
+    over DDP ranks in :meth:`compute`); every figure is derived from it with the averaging
+    convention of the module docstring (the same as :func:`uar_war_from_predictions`). Clone it per
+    stage (``copy.deepcopy``) rather than building one object per figure.
 
     Args:
         num_classes: number of classes K.
         class_names: K class names, in class-index order.
-
-    Attributes:
-        summary: the ``MetricCollection`` of :func:`make_metrics` (``war``, ``uar``).
-        per_class_recall: ``MulticlassRecall(average="none")``.
-        confusion_matrix: ``MulticlassConfusionMatrix`` (counts).
     """
 
     def __init__(self, num_classes: int, class_names: Sequence[str]) -> None:
         super().__init__()
         self.class_names = _check_classes(num_classes, class_names)
         self.num_classes = num_classes
-        self.summary = make_metrics(num_classes, self.class_names)
-        self.per_class_recall = MulticlassRecall(num_classes=num_classes, average="none")
         self.confusion_matrix = MulticlassConfusionMatrix(num_classes=num_classes)
 
     def update(self, preds_or_logits: Tensor, target: Tensor) -> None:
@@ -118,51 +112,48 @@ class EvaluationMetrics(nn.Module):
             raise ValueError(f"preds must be {expected}, got {tuple(preds_or_logits.shape)}")
         if preds_or_logits.ndim == 2 and preds_or_logits.shape[1] != self.num_classes:
             raise ValueError(f"preds must be {expected}, got {tuple(preds_or_logits.shape)}")
-        self.summary.update(preds_or_logits, target)
-        self.per_class_recall.update(preds_or_logits, target)
         self.confusion_matrix.update(preds_or_logits, target)
 
     def compute(self) -> dict[str, Any]:
         """Return the metrics over everything accumulated since the last :meth:`reset`.
 
-        Under DDP the states are first summed over all ranks (torchmetrics synchronisation).
+        Under DDP the confusion matrix is first summed over all ranks (torchmetrics
+        synchronisation).
 
         Returns:
             A dict with
             ``war``: overall accuracy, scalar tensor in [0, 1];
-            ``uar``: mean per-class recall, scalar tensor in [0, 1];
-            ``per_class_recall``: ``dict[str, Tensor]`` class name -> recall (scalar), in class
-            order;
+            ``uar``: mean per-class recall over the classes seen as a target or a prediction,
+            scalar tensor in [0, 1];
+            ``per_class_recall``: ``dict[str, Tensor]`` class name -> recall (scalar; 0 for a
+            class without samples), in class order;
+            ``support``: ``(K,)`` long tensor, evaluation samples of each true class;
             ``confusion_matrix``: ``(K, K)`` long tensor of counts, rows = true class, columns =
             predicted class.
         """
-        summary = self.summary.compute()
-        recalls = self.per_class_recall.compute()  # (K,)
+        cm = self.confusion_matrix.compute()  # (K_true, K_pred)
+        counts = cm.double()
+        true_positive = counts.diagonal()  # (K,)
+        support = counts.sum(dim=1)  # (K,)
+        predicted = counts.sum(dim=0)  # (K,)
+        total = counts.sum()
+        recall = torch.where(support > 0, true_positive / support.clamp(min=1), 0.0)  # (K,)
+        counted = (support + predicted) > 0
+        war = true_positive.sum() / total if total > 0 else total
+        uar = recall[counted].mean() if bool(counted.any()) else total
         return {
-            "war": summary["war"],
-            "uar": summary["uar"],
-            "per_class_recall": {name: recalls[i] for i, name in enumerate(self.class_names)},
-            "confusion_matrix": self.confusion_matrix.compute(),
+            "war": war.float(),
+            "uar": uar.float(),
+            "per_class_recall": {
+                name: recall[i].float() for i, name in enumerate(self.class_names)
+            },
+            "support": cm.sum(dim=1),
+            "confusion_matrix": cm,
         }
 
     def reset(self) -> None:
-        """Clear the accumulated states."""
-        self.summary.reset()
-        self.per_class_recall.reset()
+        """Clear the accumulated state."""
         self.confusion_matrix.reset()
-
-
-def result_to_scalars(result: Mapping[str, Any], *, prefix: str = "") -> dict[str, Tensor]:
-    """Flatten the output of :meth:`EvaluationMetrics.compute` into loggable scalars.
-
-    Returns:
-        ``{prefix}war``, ``{prefix}uar`` and ``{prefix}recall/<class name>`` -> scalar tensors (the
-        confusion matrix is left out: it is not a scalar).
-    """
-    scalars = {f"{prefix}war": result["war"], f"{prefix}uar": result["uar"]}
-    for name, value in result["per_class_recall"].items():
-        scalars[f"{prefix}recall/{name}"] = value
-    return scalars
 
 
 def _as_labels(preds: ArrayLike, targets: ArrayLike, num_classes: int) -> tuple[Tensor, Tensor]:

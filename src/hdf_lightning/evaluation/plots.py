@@ -8,7 +8,6 @@ renders an RGB array for loggers that take images.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from hdf_lightning.io import atomic_path
+
 __all__ = [
     "confusion_matrix_figure",
     "embedding_figure",
@@ -29,7 +30,6 @@ __all__ = [
     "pca_2d",
     "per_class_recall_figure",
     "save_figure",
-    "tsne_2d",
 ]
 
 Normalize = Literal["true", "pred", "all"] | None
@@ -141,10 +141,12 @@ def per_class_recall_figure(
     """Bar chart of per-class recalls with the UAR as a dashed line.
 
     Args:
-        recalls: K recalls in [0, 1], in class order.
+        recalls: K recalls in [0, 1], in class order; NaN marks a class without evaluation
+            samples, drawn as "absent" (no bar) and left out of the default UAR line.
         class_names: K class names.
         title: figure title (default "Per-class recall").
-        uar: the value of the dashed line; default the mean of ``recalls``.
+        uar: the value of the dashed line (pass the logged UAR); default the mean of the
+            recalls of the present classes.
 
     Returns:
         A matplotlib ``Figure``; each bar carries its value in percent.
@@ -155,11 +157,21 @@ def per_class_recall_figure(
     names = _check_names(values.size, class_names, f"{values.size} recalls")
     if values.size == 0:
         raise ValueError("recalls must hold at least one value")
-    line = float(values.mean()) if uar is None else float(uar)
+    present = ~np.isnan(values)
+    if uar is None and not present.any():
+        raise ValueError("recalls must hold at least one present (non-NaN) class")
+    line = float(values[present].mean()) if uar is None else float(uar)
     figure, axes = _new_figure(max(5.0, 0.8 * values.size + 2.0), 4.0)
     positions = np.arange(values.size)
-    bars = axes.bar(positions, values, color="tab:blue", edgecolor="black", linewidth=0.5)
-    axes.bar_label(bars, labels=[f"{100 * v:.1f}" for v in values], fontsize=_FONT_SIZE - 1)
+    bars = axes.bar(
+        positions,
+        np.where(present, values, 0.0),
+        color="tab:blue",
+        edgecolor="black",
+        linewidth=0.5,
+    )
+    labels = [f"{100 * v:.1f}" if ok else "absent" for v, ok in zip(values, present, strict=True)]
+    axes.bar_label(bars, labels=labels, fontsize=_FONT_SIZE - 1)
     axes.axhline(
         line, color="tab:red", linestyle="--", linewidth=1.5, label=f"UAR {100 * line:.1f}%"
     )
@@ -196,32 +208,7 @@ def pca_2d(features: Tensor) -> Tensor:
     return coords
 
 
-def tsne_2d(features: Tensor) -> Tensor:
-    """t-SNE embedding of features in 2-D (needs scikit-learn).
-
-    Args:
-        features: ``(N, D)`` features.
-
-    Returns:
-        ``(N, 2)`` float64 coordinates.
-
-    Raises:
-        ImportError: scikit-learn is not installed.
-    """
-    if importlib.util.find_spec("sklearn") is None:
-        raise ImportError(
-            "method='tsne' needs scikit-learn (pip install scikit-learn), which is not installed; "
-            "use method='pca' instead"
-        )
-    from sklearn.manifold import TSNE
-
-    data = features.detach().cpu().double().numpy()
-    perplexity = float(min(30.0, max(1.0, (data.shape[0] - 1) / 3)))
-    coords = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=0)
-    return torch.from_numpy(np.asarray(coords.fit_transform(data), dtype=np.float64))
-
-
-_PROJECTIONS: dict[str, Callable[[Tensor], Tensor]] = {"pca": pca_2d, "tsne": tsne_2d}
+_PROJECTIONS: dict[str, Callable[[Tensor], Tensor]] = {"pca": pca_2d}
 
 
 def embedding_figure(
@@ -229,7 +216,7 @@ def embedding_figure(
     labels: Tensor,
     class_names: Sequence[str],
     *,
-    method: Literal["pca", "tsne"] = "pca",
+    method: Literal["pca"] = "pca",
     title: str | None = None,
 ) -> Figure:
     """Scatter plot of features projected to 2-D, coloured by class.
@@ -238,7 +225,7 @@ def embedding_figure(
         features: ``(N, D)`` features (e.g. the model's pooled feature), N >= 2.
         labels: ``(N,)`` class indices in [0, K), K = len(class_names).
         class_names: K class names (legend entries; classes absent from ``labels`` are left out).
-        method: ``"pca"`` (:func:`pca_2d`) or ``"tsne"`` (:func:`tsne_2d`, needs scikit-learn).
+        method: ``"pca"`` (:func:`pca_2d`).
         title: figure title (default names the method and N).
 
     Returns:
@@ -280,7 +267,7 @@ def embedding_figure(
     axes.legend(
         loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=_FONT_SIZE - 1, frameon=False
     )
-    axis_names = {"pca": ("PC 1", "PC 2"), "tsne": ("t-SNE 1", "t-SNE 2")}[method]
+    axis_names = ("PC 1", "PC 2")
     axes.set_xlabel(axis_names[0], fontsize=_FONT_SIZE + 1)
     axes.set_ylabel(axis_names[1], fontsize=_FONT_SIZE + 1)
     axes.tick_params(labelsize=_FONT_SIZE - 1)
@@ -313,8 +300,8 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     target = Path(path)
     if target.suffix.lower() != ".png":
         raise ValueError(f"path must end in .png, got {str(target)!r}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(target, format="png", dpi=_DPI, bbox_inches="tight", facecolor="white")
+    with atomic_path(target) as tmp:  # an interrupted run never leaves a truncated picture
+        fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight", facecolor="white")
     return target
 
 

@@ -16,34 +16,26 @@ with any optimizer.
 from __future__ import annotations
 
 import contextlib
-import json
+import copy
 import logging
 import math
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
-from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 
+from hdf_lightning.data.classes import CLASS_NAMES
+from hdf_lightning.evaluation import EvaluationMetrics
 from hdf_lightning.losses import DSM, LossOutput
 from hdf_lightning.optim import SAM, frozen_bn_stats, gradient_norm, warmup_cosine_schedule
 
 log = logging.getLogger(__name__)
 
-DFEW_CLASS_NAMES: tuple[str, ...] = (
-    "happy",
-    "sad",
-    "neutral",
-    "angry",
-    "surprise",
-    "disgust",
-    "fear",
-)
+STAGES: tuple[str, ...] = ("train", "val", "test")
 
 
 def sam_accumulation_error(accumulate_grad_batches: int) -> ValueError:
@@ -63,13 +55,17 @@ def default_optimizer(params: Any) -> torch.optim.Optimizer:
 class HDFClassifier(pl.LightningModule):
     """Video expression classifier trained with an HDF loss (DSM) and optionally SAM.
 
+    The module keeps the forward pass, the (two-pass) optimisation step and the metrics; files
+    (checkpoints, pictures, the cost report, the learning curve) are written by the callbacks of
+    :mod:`hdf_lightning.callbacks`, which the ``hdf`` CLI adds by default.
+
     Args:
         net: a network with ``forward(x (B, 3, T, H, W)) -> (logits (B, K), feature (B, D))``,
             e.g. :class:`~hdf_lightning.models.HDFNet`.
         loss: a loss with the :class:`~hdf_lightning.losses.LossOutput` contract (``DSM`` or
-            ``ClassificationLoss``); default ``DSM()`` with METHOD.md §3's values.
-        optimizer: the base optimizer factory (``class_path`` in YAML); default AdamW as in
-            METHOD.md §5.
+            ``ClassificationLoss``); default ``DSM()`` with the method's values.
+        optimizer: the base optimizer factory (``class_path`` in YAML); default AdamW, lr 5e-4,
+            weight decay 0.05 (the training recipe of ``docs/method.md``).
         sam: wrap the base optimizer in SAM (two passes per step).
         sam_rho: SAM's neighbourhood radius ρ (0.05; ASAM ≈ 2.0).
         sam_adaptive: ASAM (scale-invariant perturbation).
@@ -77,13 +73,16 @@ class HDFClassifier(pl.LightningModule):
             runs the first pass per device without gradient sync, as in the SAM paper.
         warmup_epochs: linear warm-up length in epochs (fractional allowed), stepped per iteration.
         min_lr: final learning rate of the cosine schedule.
+        grad_clip_norm: clip the L2 norm of the gradient that updates the weights (the second
+            pass's under SAM) to this value, after un-scaling under 16-bit precision. ``None``
+            does not clip. (Lightning's ``gradient_clip_val`` does not apply to this module's
+            manual optimisation.)
         num_classes: number of classes (checked against the network's output).
         class_names: names in label order (DFEW order by default), used by logs and pictures.
-        save_plots: write the confusion matrix and per-class recall PNGs after validation and test,
-            and log them to the experiment logger.
-        embedding_plot: also draw a PCA plot of the test features, coloured by class.
-        cost_report: at the start of ``test``, print and log the network's parameters, GFLOPs per
-            clip, peak forward memory and clips/s at the DataModule's input size.
+
+    Attributes:
+        eval_results: the last ``EvaluationMetrics.compute()`` of each evaluation stage
+            (``"val"``, ``"test"``), read by the figure callbacks.
     """
 
     def __init__(
@@ -98,18 +97,18 @@ class HDFClassifier(pl.LightningModule):
         sam_sync_first_pass: bool = True,
         warmup_epochs: float = 20.0,
         min_lr: float = 5e-6,
+        grad_clip_norm: float | None = None,
         num_classes: int = 7,
         class_names: Sequence[str] | None = None,
-        save_plots: bool = True,
-        embedding_plot: bool = False,
-        cost_report: bool = True,
     ) -> None:
         super().__init__()
         if sam and sam_rho < 0:
             raise ValueError(f"sam_rho must be >= 0, got {sam_rho}")
         if warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
-        names = tuple(class_names) if class_names is not None else DFEW_CLASS_NAMES[:num_classes]
+        if grad_clip_norm is not None and not grad_clip_norm > 0:
+            raise ValueError(f"grad_clip_norm must be > 0 or None, got {grad_clip_norm}")
+        names = tuple(class_names) if class_names is not None else CLASS_NAMES[:num_classes]
         if len(names) != num_classes:
             raise ValueError(
                 f"class_names has {len(names)} entries but num_classes is {num_classes}: {names}"
@@ -125,21 +124,20 @@ class HDFClassifier(pl.LightningModule):
         self.sam_sync_first_pass = sam_sync_first_pass
         self.warmup_epochs = warmup_epochs
         self.min_lr = min_lr
+        self.grad_clip_norm = grad_clip_norm
         self.num_classes = num_classes
         self.class_names = names
-        self.save_plots = save_plots
-        self.embedding_plot = embedding_plot
-        self.cost_report = cost_report
         self._sam: SAM | None = None
         self.skipped_steps = 0
+        template = EvaluationMetrics(num_classes, names)
+        for stage in STAGES:  # train_metrics, val_metrics, test_metrics: clones of one template
+            setattr(self, f"{stage}_metrics", copy.deepcopy(template))
+        self.eval_results: dict[str, dict[str, Any]] = {}
 
-        from hdf_lightning.evaluation import EvaluationMetrics
-
-        self.train_metrics = EvaluationMetrics(num_classes, names)
-        self.val_metrics = EvaluationMetrics(num_classes, names)
-        self.test_metrics = EvaluationMetrics(num_classes, names)
-        self._test_features: list[Tensor] = []
-        self._test_labels: list[Tensor] = []
+    def _metrics(self, stage: str) -> EvaluationMetrics:
+        metrics = getattr(self, f"{stage}_metrics")
+        assert isinstance(metrics, EvaluationMetrics)
+        return metrics
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -204,36 +202,49 @@ class HDFClassifier(pl.LightningModule):
         return out
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """One optimisation step; logs and metrics come from the first (unperturbed) pass.
+
+        With SAM: pass 1 at w gives ``L_CE + L_SC`` and its gradient norm g; pass 2 at w + e
+        minimises ``λ_CE(g)·L_CE + λ_SC(g)·L_SC`` and its gradient updates w. Without SAM the
+        weighted loss uses the previous step's g, and this batch's g = ‖∇(L_CE + L_SC)‖ is
+        measured by a backward pass of the unweighted sum before the weighted one (losses that
+        have no weights, such as cross-entropy, take one backward pass).
+        """
         x, y = batch["video"], batch["label"]
         opt = self.optimizers()
         scheduler = self.lr_schedulers()
         if isinstance(opt, list) or scheduler is None or isinstance(scheduler, list):
             raise RuntimeError("HDFClassifier expects exactly one optimizer and one scheduler")
+        observe = getattr(self.loss, "observe_grad_norm", None)
 
-        # First pass: metrics, logs and the gradient norm g come from here only.
         logits, feature = self(x)
-        first = self._loss(logits, feature, y, weighted=not self.use_sam, g=None)
-        parts = dict(first.parts)
-        with self._first_pass_sync():
-            self.manual_backward(first.loss)
+        unweighted = self._loss(logits, feature, y, weighted=False, g=None)
+        parts = dict(unweighted.parts)
         scale = self._grad_scale()
-
         if self._sam is not None:
-            g = self._sam.first_step() / scale  # SAM's perturbation is scale-invariant; g is not
+            with self._first_pass_sync():
+                self.manual_backward(unweighted.loss)
+            g = (self._sam.first_step() / scale).detach()  # e is scale-invariant; g is not
+        elif callable(observe):
+            # g of this batch from the unweighted sum, then the update from the weighted loss
+            # (the weights come from the previous step's g, see DSM.observe_grad_norm).
+            weighted = self._loss(logits, feature, y, weighted=True, g=None)
+            self.manual_backward(unweighted.loss, retain_graph=True)
+            g = (gradient_norm(self.net.parameters()) / scale).detach()
+            opt.zero_grad()
+            self.manual_backward(weighted.loss)
+            parts.update({k: v for k, v in weighted.parts.items() if k.startswith("lambda_")})
         else:
-            g = gradient_norm(self.net.parameters()) / scale
-        g = g.detach()
+            self.manual_backward(unweighted.loss)
+            g = (gradient_norm(self.net.parameters()) / scale).detach()
         finite = bool(torch.isfinite(g))
         if not finite and scale == 1.0:
             raise FloatingPointError(
                 f"non-finite gradient norm ({g.item()}) at step {self.global_step} "
-                f"(loss {first.loss.item():.4g}); training diverged. Lower the learning rate or "
-                "sam_rho, or check the input data."
+                f"(loss {unweighted.loss.item():.4g}); training diverged. Lower the learning "
+                "rate or sam_rho, or check the input data."
             )
         if finite:
-            observe = getattr(self.loss, "observe_grad_norm", None)
-            if callable(observe):
-                observe(g)
             if self._sam is not None:
                 # Second pass at w + e; its gradient (at the perturbed weights) updates w.
                 opt.zero_grad()
@@ -245,29 +256,43 @@ class HDFClassifier(pl.LightningModule):
                 self.log("train/loss_perturbed", second.loss.detach(), on_step=True, on_epoch=False)
                 # the weights the update applied (the first pass is the unweighted sum)
                 parts.update({k: v for k, v in second.parts.items() if k.startswith("lambda_")})
+            if callable(observe):
+                observe(g)
         else:
             # 16-mixed overflow: the scaler skips the step below and lowers the scale.
             self.skipped_steps += 1
             log.warning("non-finite gradients at step %d: step skipped", self.global_step)
-        opt.step()
+        opt.step()  # un-scales, calls on_before_optimizer_step (clipping), steps
         opt.zero_grad()
         scheduler.step()
 
         bs = y.shape[0]
-        self.train_metrics.update(logits.detach(), y)
-        self.log("train/loss", first.loss.detach(), on_step=True, on_epoch=True, batch_size=bs)
+        self._metrics("train").update(logits.detach(), y)
+        self.log(
+            "train/loss",
+            unweighted.loss.detach(),
+            on_step=True,
+            on_epoch=True,
+            batch_size=bs,
+            prog_bar=True,
+        )
         for name, value in parts.items():
             self.log(f"train/{name}", value, on_step=True, on_epoch=False, batch_size=bs)
         self.log("train/grad_norm", g, on_step=True, on_epoch=False, batch_size=bs)
         self.log("train/lr", opt.param_groups[0]["lr"], on_step=True, on_epoch=False, batch_size=bs)
         self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
-        return first.loss.detach()
+        return unweighted.loss.detach()
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clip the update's gradient norm (``grad_clip_norm``); gradients are un-scaled here."""
+        if self.grad_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip_norm)
 
     def on_train_epoch_end(self) -> None:
-        values = self.train_metrics.compute()
+        values = self._metrics("train").compute()
         self.log("train/war", values["war"], sync_dist=False)
         self.log("train/uar", values["uar"], sync_dist=False)
-        self.train_metrics.reset()
+        self._metrics("train").reset()
 
     # ------------------------------------------------------------------ evaluation
     def _eval_step(self, batch: dict[str, Tensor], stage: str) -> dict[str, Tensor]:
@@ -280,45 +305,9 @@ class HDFClassifier(pl.LightningModule):
         else:
             logits, feature = self(x)
         loss = F.cross_entropy(logits.float(), y)
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
-        metrics.update(logits.detach(), y)
+        self._metrics(stage).update(logits.detach(), y)
         self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True, batch_size=y.shape[0])
-        if stage == "test" and self.embedding_plot:
-            self._test_features.append(feature.detach().float().cpu())
-            self._test_labels.append(y.detach().cpu())
-        return {"loss": loss, "logits": logits.detach()}
-
-    def on_test_start(self) -> None:
-        if self.cost_report and self.trainer.is_global_zero:
-            self._report_cost()
-
-    def _report_cost(self) -> None:
-        from hdf_lightning.evaluation.cost import format_cost, measure_cost
-
-        dm = getattr(self.trainer, "datamodule", None)
-        frames, size = getattr(dm, "num_frames", None), getattr(dm, "crop_size", None)
-        if frames is None or size is None:
-            log.info("cost report skipped: the DataModule has no num_frames/crop_size")
-            return
-        report = measure_cost(
-            self.net, (3, int(frames), int(size), int(size)), device=self.device, iters=3, warmup=1
-        )
-        text = format_cost(report)
-        log.info("cost of %s at 3x%dx%dx%d:\n%s", type(self.net).__name__, frames, size, size, text)
-        rank_zero_info(text)
-        path = self._run_dir() / "cost_report.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report.to_dict(), indent=2, default=str))
-        if self.logger is not None:
-            values = report.to_dict()
-            self.logger.log_metrics(
-                {
-                    f"cost/{k}": float(v)
-                    for k, v in values.items()
-                    if isinstance(v, int | float) and not isinstance(v, bool)
-                },
-                step=self.global_step,
-            )
+        return {"loss": loss, "logits": logits.detach(), "feature": feature.detach()}
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         return self._eval_step(batch, "val")
@@ -335,65 +324,21 @@ class HDFClassifier(pl.LightningModule):
         return out
 
     def _finish_eval(self, stage: str) -> None:
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics = self._metrics(stage)
         values = metrics.compute()  # synchronised over all ranks by torchmetrics
         metrics.reset()
-        self.log(f"{stage}/war", values["war"])
-        self.log(f"{stage}/uar", values["uar"])
+        prog_bar = stage == "val"
+        self.log(f"{stage}/war", values["war"], prog_bar=prog_bar)
+        self.log(f"{stage}/uar", values["uar"], prog_bar=prog_bar)
         for name, recall in values["per_class_recall"].items():
             self.log(f"{stage}/recall_{name}", recall)
-        if self.trainer.sanity_checking or not self.save_plots:
-            return
-        if self.trainer.is_global_zero:
-            self._save_pictures(stage, values)
+        self.eval_results[stage] = values
 
     def on_validation_epoch_end(self) -> None:
         self._finish_eval("val")
 
     def on_test_epoch_end(self) -> None:
         self._finish_eval("test")
-
-    def _run_dir(self) -> Path:
-        logger = self.logger
-        for attr in ("log_dir", "save_dir"):
-            value = getattr(logger, attr, None) if logger is not None else None
-            if value:
-                return Path(value)
-        return Path(self.trainer.default_root_dir)
-
-    def _save_pictures(self, stage: str, values: dict[str, Any]) -> None:
-        from hdf_lightning.evaluation import plots
-
-        folder = self._run_dir() / "figures"
-        tag = f"{stage}_epoch{self.current_epoch:03d}" if stage == "val" else stage
-        figures = {
-            f"{stage}/confusion_matrix": plots.confusion_matrix_figure(
-                values["confusion_matrix"].cpu(),
-                self.class_names,
-                title=f"{stage} confusion matrix (recall per true class)",
-            ),
-            f"{stage}/per_class_recall": plots.per_class_recall_figure(
-                [float(v) for v in values["per_class_recall"].values()],
-                self.class_names,
-                title=f"{stage} per-class recall (UAR {float(values['uar']):.3f})",
-            ),
-        }
-        if stage == "test" and self.embedding_plot and self._test_features:
-            feats = torch.cat(self._test_features)
-            labels = torch.cat(self._test_labels)
-            figures["test/embedding"] = plots.embedding_figure(
-                feats, labels, self.class_names, method="pca"
-            )
-            self._test_features.clear()
-            self._test_labels.clear()
-        paths = {}
-        for key, fig in figures.items():
-            name = key.split("/", 1)[1]
-            paths[key] = plots.save_figure(fig, folder / f"{tag}_{name}.png")
-        log_image = getattr(self.logger, "log_image", None)
-        if callable(log_image):
-            for key, path in paths.items():
-                log_image(key=key, images=[str(path)], step=self.global_step)
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

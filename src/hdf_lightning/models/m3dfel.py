@@ -9,15 +9,14 @@ over the instance axis.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import os
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 from torchvision.models.video import r3d_18
 
-if TYPE_CHECKING:
-    from hdf_lightning.models.weights import LoadReport
+from hdf_lightning.models.weights import LoadReport, load_checked, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +119,6 @@ class M3DFEL(nn.Module):
 
     def load_weights(self, path: str) -> LoadReport:
         """Load torchvision r3d_18 weights into the backbone (see :func:`load_r3d18_weights`)."""
-        from hdf_lightning.models.weights import load_r3d18_weights
-
         self.load_report = load_r3d18_weights(self, path)
         return self.load_report
 
@@ -164,3 +161,25 @@ class M3DFEL(nn.Module):
         gated = self.aggregate(encoded)  # (B, N, 1024)
         feature = self.pwconv(gated).flatten(1)  # Conv1d over instances: (B, 1, 1024) -> (B, 1024)
         return self.fc(feature), feature
+
+
+def load_r3d18_weights(model: M3DFEL, source: str | os.PathLike[str]) -> LoadReport:
+    """Load torchvision ``r3d_18`` weights into M3DFEL's backbone (``fc`` skipped).
+
+    Args:
+        model: an :class:`~hdf_lightning.models.M3DFEL`.
+        source: a local file holding ``torchvision.models.video.r3d_18().state_dict()`` (keys
+            ``stem.*``, ``layer1..4.*``, ``fc.*``), optionally wrapped.
+
+    Returns:
+        The :class:`LoadReport`; every layer outside the backbone keeps its init.
+    """
+    state_dict = read_state_dict(source)
+    return load_checked(
+        model,
+        state_dict,
+        source=str(source),
+        rename=lambda key: key if key.startswith("backbone.") else f"backbone.{key}",
+        skip=lambda key: key.startswith("backbone.fc."),
+        keep_init=lambda key: not key.startswith("backbone."),
+    )

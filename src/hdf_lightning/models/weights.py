@@ -5,12 +5,12 @@ is responsible for, with the exact shape, or raises ``ValueError`` naming the of
 was deliberately not loaded (a Kinetics classifier, DAMs, M3DFEL's aggregation layers) is listed in
 the returned :class:`LoadReport`, which is also logged.
 
-Supported sources:
+This module is architecture-agnostic (read a state dict, checked load, load report); the key maps
+of each architecture live beside its builder, as torchvision keeps weights beside its models:
 
-* X3D: pytorchvideo ``create_x3d`` state dicts and hub checkpoints (``{"model_state": sd}``, e.g.
-  ``X3D_S.pyth``), mapped by :func:`x3d_key_from_pytorchvideo`; state dicts of this package's
-  :class:`~hdf_lightning.models.X3D` load as they are.
-* r3d_18: torchvision ``r3d_18().state_dict()`` files, into :class:`~hdf_lightning.models.M3DFEL`.
+* X3D: :func:`hdf_lightning.models.x3d.load_x3d_weights` (pytorchvideo ``create_x3d`` state dicts
+  and hub checkpoints such as ``X3D_S.pyth``, or this package's names);
+* r3d_18 into M3DFEL's backbone: :func:`hdf_lightning.models.m3dfel.load_r3d18_weights`.
 """
 
 from __future__ import annotations
@@ -18,18 +18,12 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
-
-if TYPE_CHECKING:
-    from hdf_lightning.models.m3dfel import M3DFEL
-    from hdf_lightning.models.x3d import X3D, WeightsSkip
 
 log = logging.getLogger(__name__)
 
@@ -163,107 +157,6 @@ def load_checked(
     )
     log.info("%s: %s", type(module).__name__, report.summary())
     return report
-
-
-_X3D_STEM_AND_HEAD: tuple[tuple[str, str], ...] = (
-    # pytorchvideo calls the stem's spatial 1x3x3 conv "conv_t" and the temporal 5x1x1 "conv_xy".
-    ("blocks.0.conv.conv_t.", "stem.conv_xy."),
-    ("blocks.0.conv.conv_xy.", "stem.conv_t."),
-    ("blocks.0.norm.", "stem.norm."),
-    ("blocks.5.pool.", "head."),
-    ("blocks.5.proj.", "head.proj."),
-)
-_X3D_BLOCK = re.compile(r"^blocks\.([1-4])\.res_blocks\.(\d+)\.(.+)$")
-_X3D_BLOCK_PARTS: tuple[tuple[str, str], ...] = (
-    ("branch1_conv.", "shortcut_conv."),
-    ("branch1_norm.", "shortcut_norm."),
-    ("branch2.norm_b.0.", "norm_b."),
-    ("branch2.norm_b.1.block.0.", "se.reduce."),
-    ("branch2.norm_b.1.block.2.", "se.expand."),
-    ("branch2.", ""),
-)
-
-
-def x3d_key_from_pytorchvideo(key: str) -> str | None:
-    """Map a pytorchvideo ``create_x3d`` state-dict key to :class:`X3D`'s name for it.
-
-    ``blocks.0`` is the stem, ``blocks.1..4`` the stages, ``blocks.5`` the head. Keys that are not
-    pytorchvideo X3D keys (no ``blocks.`` prefix) are returned unchanged; unknown ``blocks.`` keys
-    give None.
-    """
-    if not key.startswith("blocks."):
-        return key
-    for old, new in _X3D_STEM_AND_HEAD:
-        if key.startswith(old):
-            return new + key[len(old) :]
-    match = _X3D_BLOCK.match(key)
-    if match is None:
-        return None
-    stage, block, rest = int(match.group(1)) - 1, match.group(2), match.group(3)
-    for old, new in _X3D_BLOCK_PARTS:
-        if rest.startswith(old):
-            return f"stages.{stage}.{block}.{new}{rest[len(old) :]}"
-    return None
-
-
-def load_x3d_weights(
-    model: X3D,
-    source: str | os.PathLike[str] | Mapping[str, Tensor],
-    *,
-    skip: WeightsSkip = "classifier",
-) -> LoadReport:
-    """Load X3D weights (pytorchvideo or this package's names) into an X3D or HDFNet.
-
-    Args:
-        model: an :class:`X3D` (or subclass such as HDFNet, whose extra modules keep their init).
-        source: a local file (state dict or ``{"model_state": sd}``) or an in-memory state dict.
-        skip: ``"classifier"`` leaves ``head.proj`` at init (Kinetics weights, other classes),
-            ``"head"`` the whole head, ``"none"`` loads everything.
-
-    Returns:
-        The :class:`LoadReport`.
-    """
-    if skip not in ("classifier", "head", "none"):
-        raise ValueError(f"skip must be 'classifier', 'head' or 'none', got {skip!r}")
-    if isinstance(source, Mapping):
-        state_dict, name = dict(source), "<state dict>"
-    else:
-        state_dict, name = read_state_dict(source), str(source)
-    skipped_prefix = {"classifier": "head.proj.", "head": "head.", "none": None}[skip]
-    backbone = model.backbone_prefixes()
-    return load_checked(
-        model,
-        state_dict,
-        source=name,
-        rename=x3d_key_from_pytorchvideo,
-        skip=lambda key: (
-            (skipped_prefix is not None and key.startswith(skipped_prefix))
-            or not key.startswith(backbone)
-        ),
-        keep_init=lambda key: not key.startswith(backbone),
-    )
-
-
-def load_r3d18_weights(model: M3DFEL, source: str | os.PathLike[str]) -> LoadReport:
-    """Load torchvision ``r3d_18`` weights into M3DFEL's backbone (``fc`` skipped).
-
-    Args:
-        model: an :class:`~hdf_lightning.models.M3DFEL`.
-        source: a local file holding ``torchvision.models.video.r3d_18().state_dict()`` (keys
-            ``stem.*``, ``layer1..4.*``, ``fc.*``), optionally wrapped.
-
-    Returns:
-        The :class:`LoadReport`; every layer outside the backbone keeps its init.
-    """
-    state_dict = read_state_dict(source)
-    return load_checked(
-        model,
-        state_dict,
-        source=str(source),
-        rename=lambda key: key if key.startswith("backbone.") else f"backbone.{key}",
-        skip=lambda key: key.startswith("backbone.fc."),
-        keep_init=lambda key: not key.startswith("backbone."),
-    )
 
 
 def _preview(keys: Iterable[str], limit: int = 8) -> str:

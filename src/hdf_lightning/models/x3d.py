@@ -2,9 +2,9 @@
 
 The layer layout, widths, depths, rounding rules and initialisation follow pytorchvideo 0.1.5, so a
 pytorchvideo state dict (or a Kinetics checkpoint ``{"model_state": state_dict}``) loads through the
-explicit key map of :mod:`hdf_lightning.models.weights`. Two deliberate differences: the head pools
-adaptively (any T, H, W; pytorchvideo fixes the pooling kernel at build time) and never applies a
-softmax, and :meth:`X3D.forward` returns ``(logits, feature)``.
+explicit key map at the end of this module (:func:`load_x3d_weights`). Two deliberate differences:
+the head pools adaptively (any T, H, W; pytorchvideo fixes the pooling kernel at build time) and
+never applies a softmax, and :meth:`X3D.forward` returns ``(logits, feature)``.
 
 Module names, with pytorchvideo's after the arrow (``B = blocks.{s+1}.res_blocks.{j}``)::
 
@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from hdf_lightning.models.weights import LoadReport
+from hdf_lightning.models.weights import LoadReport, load_checked, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -311,8 +313,6 @@ class X3D(nn.Module):
 
     def load_weights(self, path: str, *, skip: WeightsSkip = "classifier") -> LoadReport:
         """Load a local X3D checkpoint into this model (see :func:`load_x3d_weights`)."""
-        from hdf_lightning.models.weights import load_x3d_weights
-
         self.load_report = load_x3d_weights(self, path, skip=skip)
         return self.load_report
 
@@ -373,3 +373,83 @@ class X3D(nn.Module):
             ``(logits (B, num_classes), feature (B, feature_dim))``; no softmax.
         """
         return self.head(self.forward_features(x))
+
+
+# ----------------------------------------------------------------- pytorchvideo key map
+_X3D_STEM_AND_HEAD: tuple[tuple[str, str], ...] = (
+    # pytorchvideo calls the stem's spatial 1x3x3 conv "conv_t" and the temporal 5x1x1 "conv_xy".
+    ("blocks.0.conv.conv_t.", "stem.conv_xy."),
+    ("blocks.0.conv.conv_xy.", "stem.conv_t."),
+    ("blocks.0.norm.", "stem.norm."),
+    ("blocks.5.pool.", "head."),
+    ("blocks.5.proj.", "head.proj."),
+)
+_X3D_BLOCK = re.compile(r"^blocks\.([1-4])\.res_blocks\.(\d+)\.(.+)$")
+_X3D_BLOCK_PARTS: tuple[tuple[str, str], ...] = (
+    ("branch1_conv.", "shortcut_conv."),
+    ("branch1_norm.", "shortcut_norm."),
+    ("branch2.norm_b.0.", "norm_b."),
+    ("branch2.norm_b.1.block.0.", "se.reduce."),
+    ("branch2.norm_b.1.block.2.", "se.expand."),
+    ("branch2.", ""),
+)
+
+
+def x3d_key_from_pytorchvideo(key: str) -> str | None:
+    """Map a pytorchvideo ``create_x3d`` state-dict key to :class:`X3D`'s name for it.
+
+    ``blocks.0`` is the stem, ``blocks.1..4`` the stages, ``blocks.5`` the head. Keys that are not
+    pytorchvideo X3D keys (no ``blocks.`` prefix) are returned unchanged; unknown ``blocks.`` keys
+    give None.
+    """
+    if not key.startswith("blocks."):
+        return key
+    for old, new in _X3D_STEM_AND_HEAD:
+        if key.startswith(old):
+            return new + key[len(old) :]
+    match = _X3D_BLOCK.match(key)
+    if match is None:
+        return None
+    stage, block, rest = int(match.group(1)) - 1, match.group(2), match.group(3)
+    for old, new in _X3D_BLOCK_PARTS:
+        if rest.startswith(old):
+            return f"stages.{stage}.{block}.{new}{rest[len(old) :]}"
+    return None
+
+
+def load_x3d_weights(
+    model: X3D,
+    source: str | os.PathLike[str] | Mapping[str, Tensor],
+    *,
+    skip: WeightsSkip = "classifier",
+) -> LoadReport:
+    """Load X3D weights (pytorchvideo or this package's names) into an X3D or HDFNet.
+
+    Args:
+        model: an :class:`X3D` (or subclass such as HDFNet, whose extra modules keep their init).
+        source: a local file (state dict or ``{"model_state": sd}``) or an in-memory state dict.
+        skip: ``"classifier"`` leaves ``head.proj`` at init (Kinetics weights, other classes),
+            ``"head"`` the whole head, ``"none"`` loads everything.
+
+    Returns:
+        The :class:`LoadReport`.
+    """
+    if skip not in ("classifier", "head", "none"):
+        raise ValueError(f"skip must be 'classifier', 'head' or 'none', got {skip!r}")
+    if isinstance(source, Mapping):
+        state_dict, name = dict(source), "<state dict>"
+    else:
+        state_dict, name = read_state_dict(source), str(source)
+    skipped_prefix = {"classifier": "head.proj.", "head": "head.", "none": None}[skip]
+    backbone = model.backbone_prefixes()
+    return load_checked(
+        model,
+        state_dict,
+        source=name,
+        rename=x3d_key_from_pytorchvideo,
+        skip=lambda key: (
+            (skipped_prefix is not None and key.startswith(skipped_prefix))
+            or not key.startswith(backbone)
+        ),
+        keep_init=lambda key: not key.startswith(backbone),
+    )

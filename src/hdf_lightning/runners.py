@@ -1,29 +1,36 @@
-"""Experiment runners built on the CLI: the DFEW 5-fold protocol and the cost report of a config."""
+"""Experiment runners built on the LightningCLI factory: the DFEW 5-fold protocol and the cost
+report of a config."""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import statistics
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from hdf_lightning.data.datasets import check_dfew_fold
+from hdf_lightning.evaluation.cost import format_cost, measure_cost
+from hdf_lightning.io import atomic_write_text
+from hdf_lightning.lit.lightning_cli import HDFCLI, configure_wandb_mode, make_cli
 
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
 
 
-def build_cli(args: Sequence[str]) -> Any:
+def build_cli(args: Sequence[str]) -> HDFCLI:
     """Parse and instantiate a fit-style config without running a subcommand (``run=False``).
 
-    Returns the :class:`~hdf_lightning.cli.HDFCLI` with ``.model``, ``.datamodule`` and
-    ``.trainer``.
+    Returns the :class:`~hdf_lightning.lit.lightning_cli.HDFCLI` with ``.model``,
+    ``.datamodule`` and ``.trainer``.
     """
-    from hdf_lightning.cli import configure_wandb_mode, make_cli
-
     configure_wandb_mode()
     with warnings.catch_warnings():
         # the arguments come from ``args``, not from the ``hdf cv``/``hdf cost`` command line
@@ -31,7 +38,7 @@ def build_cli(args: Sequence[str]) -> Any:
         return make_cli(args, run=False)
 
 
-def _metrics_of(results: list[dict[str, float]]) -> dict[str, float]:
+def _metrics_of(results: Sequence[Mapping[str, float]]) -> dict[str, float]:
     values = results[0] if results else {}
     return {"war": float(values["test/war"]), "uar": float(values["test/uar"])}
 
@@ -56,7 +63,8 @@ def run_fold(config: str, fold: int, out: Path, overrides: Sequence[str] = ()) -
     if ckpt_path:
         log.info("fold %d: resuming from %s", fold, ckpt_path)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
-    best_path = cli.trainer.checkpoint_callback.best_model_path
+    checkpoint = cli.trainer.checkpoint_callback
+    best_path = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else None
     best = _metrics_of(cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best_path))
     last_metrics = _metrics_of(
         cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=str(last))
@@ -70,8 +78,7 @@ def run_fold(config: str, fold: int, out: Path, overrides: Sequence[str] = ()) -
         "best_ckpt": best_path,
         "epochs": cli.trainer.current_epoch,
     }
-    fold_dir.mkdir(parents=True, exist_ok=True)
-    (fold_dir / RESULT_FILE).write_text(json.dumps(result, indent=2))
+    atomic_write_text(fold_dir / RESULT_FILE, json.dumps(result, indent=2))
     return result
 
 
@@ -109,9 +116,8 @@ def run_cross_validation(
     An interrupted run picks up at the first fold without ``result.json`` (and resumes that fold's
     fit from its ``last.ckpt`` when present).
     """
-    bad = [f for f in folds if not 1 <= f <= 5]
-    if bad:
-        raise ValueError(f"DFEW folds are 1..5, got {bad}")
+    for fold in folds:
+        check_dfew_fold(fold)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for fold in folds:
@@ -123,21 +129,16 @@ def run_cross_validation(
         log.info("fold %d: fit + test", fold)
         results.append(run_fold(config, fold, out, overrides))
     table = cv_table(results)
-    (out / "cv_results.md").write_text(table + "\n")
-    with (out / "cv_results.csv").open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["fold", "protocol", "war_best", "uar_best", "war_last", "uar_last"])
-        for r in results:
-            writer.writerow(
-                [
-                    r["fold"],
-                    r["protocol"],
-                    r["best"]["war"],
-                    r["best"]["uar"],
-                    r["last"]["war"],
-                    r["last"]["uar"],
-                ]
-            )
+    atomic_write_text(out / "cv_results.md", table + "\n")
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(["fold", "protocol", "war_best", "uar_best", "war_last", "uar_last"])
+    for r in results:
+        best, last = r["best"], r["last"]
+        writer.writerow(
+            [r["fold"], r["protocol"], best["war"], best["uar"], last["war"], last["uar"]]
+        )
+    atomic_write_text(out / "cv_results.csv", rows.getvalue())
     return table
 
 
@@ -145,8 +146,6 @@ def cost_from_config(
     config: str, *, batch_size: int = 1, iters: int = 5, device: str = "cpu"
 ) -> str:
     """Cost report of the model a fit config builds, at the DataModule's input size."""
-    from hdf_lightning.evaluation.cost import format_cost, measure_cost
-
     cli = build_cli(["--config", config, "--trainer.logger=false"])
     dm = cli.datamodule
     shape = (3, int(dm.num_frames), int(dm.crop_size), int(dm.crop_size))
