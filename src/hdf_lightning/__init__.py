@@ -4,7 +4,8 @@ Plug-in parts work in any PyTorch or Lightning model::
 
     from hdf_lightning import DAM, DSM, SAM
 
-Names are imported lazily, so ``from hdf_lightning import DAM`` does not import Lightning.
+Names are imported lazily, so ``from hdf_lightning import DAM`` imports neither Lightning nor the
+data code.
 """
 
 from __future__ import annotations
@@ -35,27 +36,9 @@ _EXPORTS: dict[str, str] = {
     "HDFClassifier": "hdf_lightning.lit",
 }
 
-__all__ = [
-    "CLASS_NAMES",
-    "DAM",
-    "DSM",
-    "M3DFEL",
-    "SAM",
-    "X3D",
-    "ClassificationLoss",
-    "DFEWDataModule",
-    "FERV39kDataModule",
-    "HDFClassifier",
-    "HDFNet",
-    "LossOutput",
-    "SyntheticDFEWDataModule",
-    "VideoCSVDataModule",
-    "__version__",
-    "dct_basis_7x7",
-    "frozen_bn_stats",
-    "insert_dam",
-    "warmup_cosine_schedule",
-]
+__all__ = ["__version__", *sorted(_EXPORTS)]
+# The TYPE_CHECKING imports below repeat _EXPORTS for type checkers and IDEs;
+# tests/test_package.py checks that both lists agree.
 
 if TYPE_CHECKING:
     from hdf_lightning.data import (
