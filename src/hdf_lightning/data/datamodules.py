@@ -491,8 +491,10 @@ class SyntheticDFEWDataModule(DFEWDataModule):
         root: where the synthetic tree lives (created if missing).
         num_subjects: synthetic subjects.
         clips_per_subject: clips per subject.
-        image_size: frame size in pixels.
-        num_frames_range: (min, max) source frames per generated clip.
+        image_size: side in pixels of the frames written to disk (the decoder then resizes them
+            to ``load_size``).
+        num_frames_range: (min, max) length of the generated source clips, in frames (the
+            sampler then picks ``num_frames`` of them).
         num_sources: capture styles of the training clips.
         unseen_source: add a style seen only in test clips.
         imbalance: class prior, ``"none"`` or ``"dfew"``.
