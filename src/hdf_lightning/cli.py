@@ -1,7 +1,8 @@
 """The ``hdf`` command line.
 
-``hdf fit|validate|test|predict`` are LightningCLI subcommands (YAML configs, ``--print_config``,
-``--ckpt_path``); ``hdf data ...``, ``hdf cv`` and ``hdf cost`` are extra commands of this package.
+``hdf fit|validate|test`` are LightningCLI subcommands (YAML configs, ``--print_config``,
+``--ckpt_path``); ``hdf predict``, ``hdf export``, ``hdf data ...``, ``hdf cv`` and ``hdf cost`` are
+extra commands of this package.
 ``main(args)`` runs without touching ``sys.argv`` so tests call it directly.
 """
 
@@ -29,6 +30,8 @@ EXTRA_COMMANDS_HELP = """extra commands:
   hdf data extract   decode videos into DFEW-style frame folders
   hdf cv             run the DFEW 5-fold protocol and write the results table
   hdf cost           parameters, GFLOPs, peak memory and clips/s of a model
+  hdf predict        expression probabilities of your own videos (face crop, sliding windows)
+  hdf export         export a checkpoint's network to ONNX / torch.export / TorchScript
 
 Each accepts --help. Quick start: hdf fit --config configs/demo.yaml"""
 
@@ -71,7 +74,10 @@ def default_callbacks() -> list[Any]:
     Two callbacks, because ModelCheckpoint's own ``save_last`` only writes when the monitored
     checkpoint is saved, so a run whose UAR stopped improving would resume from a stale epoch.
     """
+    from hdf_lightning.inference.record import InferenceRecord
+
     return [
+        InferenceRecord(),
         RunCheckpoint(
             monitor="val/uar",
             mode="max",
@@ -150,9 +156,15 @@ def _class_names(datamodule: LightningDataModule) -> list[str]:
 
 
 def _extra_commands() -> dict[str, Callable[[list[str]], int]]:
-    from hdf_lightning import commands
+    from hdf_lightning import commands, inference
 
-    return {"data": commands.data_main, "cv": commands.cv_main, "cost": commands.cost_main}
+    return {
+        "data": commands.data_main,
+        "cv": commands.cv_main,
+        "cost": commands.cost_main,
+        "predict": inference.predict_main,
+        "export": inference.export_main,
+    }
 
 
 def main(args: Sequence[str] | None = None) -> Any:
