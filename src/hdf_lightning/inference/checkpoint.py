@@ -134,6 +134,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err):
+            raise CheckpointError(
+                f"cannot read checkpoint {file}: not a PyTorch checkpoint, or truncated"
+            ) from err
         raise CheckpointError(
             f"cannot read checkpoint {file}: it holds objects that safe (weights-only) loading "
             f"refuses ({str(err).splitlines()[0]})"

@@ -84,7 +84,7 @@ class VideoFile:
                 self.height = int(stream.codec_context.height)
                 self.num_frames = sum(1 for p in container.demux(stream) if p.size > 0)
         except av.FFmpegError as err:
-            raise InputError(f"{self.path}: cannot read the video ({err})") from err
+            raise InputError(f"{self.path}: cannot read the video ({err.strerror or err})") from err
         if self.num_frames == 0 or self.width < 1 or self.height < 1:
             raise InputError(f"{self.path}: the video has no frames")
 
@@ -110,7 +110,7 @@ class VideoFile:
                         array = frame.to_ndarray(format="rgb24")
                     yield i, array
         except av.FFmpegError as err:
-            raise InputError(f"{self.path}: cannot decode the video ({err})") from err
+            raise InputError(f"{self.path}: cannot decode the video ({err.strerror or err})") from err
 
 
 @dataclass
