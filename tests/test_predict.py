@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from cli_utils import HDF, TINY_NET, run_hdf, tiny_synthetic_data
 
+from cli_utils import HDF, TINY_NET, run_hdf, tiny_synthetic_data
 from hdf_lightning.cli import main
 from hdf_lightning.data.sampling import segment_indices
 from hdf_lightning.data.synthetic import render_clip
@@ -224,9 +224,10 @@ def test_predict_folder_reports_bad_inputs_and_processes_the_rest(
         assert (out / f"{stem}.timeline.png").is_file()
     with (out / "summary.csv").open() as f:
         rows = {Path(r["video"]).name: r for r in csv.DictReader(f)}
-    assert rows["f_corrupt.mp4"]["status"] == "failed" and "f_corrupt.mp4" in rows[
-        "f_corrupt.mp4"
-    ]["error"]
+    assert (
+        rows["f_corrupt.mp4"]["status"] == "failed"
+        and "f_corrupt.mp4" in rows["f_corrupt.mp4"]["error"]
+    )
     assert rows["a_face.mp4"]["status"] == "ok"
 
 
@@ -243,8 +244,15 @@ def test_none_detector_matches_the_training_loader(
     write_video(video, frames, fps=FPS)
     out = tmp_path / "out"
     code = predict_main(
-        [str(video), f"--ckpt_path={checkpoint}", f"--out={out}", "--detector=none"]
-        + ["--window=20f", "--stride=10f", "--timeline=false"]
+        [
+            str(video),
+            f"--ckpt_path={checkpoint}",
+            f"--out={out}",
+            "--detector=none",
+            "--window=20f",
+            "--stride=10f",
+            "--timeline=false",
+        ]
     )
     assert code == 0, capsys.readouterr().err
     windows = read_jsonl(out / "crop.windows.jsonl")[1:-1]
@@ -285,9 +293,18 @@ def test_plugged_detector_drives_the_crop_and_the_face_box(
     write_video(video, frames, fps=FPS)
     out = tmp_path / "out"
     code = predict_main(
-        [str(video), f"--ckpt_path={checkpoint}", f"--out={out}", "--window=10f"]
-        + ["--stride=10f", "--detector=test_predict.BrightSquareDetector", "--detect_every=1"]
-        + ["--detect_width=320", "--smooth=1", "--timeline=false"]
+        [
+            str(video),
+            f"--ckpt_path={checkpoint}",
+            f"--out={out}",
+            "--window=10f",
+            "--stride=10f",
+            "--detector=test_predict.BrightSquareDetector",
+            "--detect_every=1",
+            "--detect_width=320",
+            "--smooth=1",
+            "--timeline=false",
+        ]
     )
     assert code == 0, capsys.readouterr().err
     windows = read_jsonl(out / "square.windows.jsonl")[1:-1]

@@ -110,7 +110,9 @@ class VideoFile:
                         array = frame.to_ndarray(format="rgb24")
                     yield i, array
         except av.FFmpegError as err:
-            raise InputError(f"{self.path}: cannot decode the video ({err.strerror or err})") from err
+            raise InputError(
+                f"{self.path}: cannot decode the video ({err.strerror or err})"
+            ) from err
 
 
 @dataclass
