@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", default="2s")
     parser.add_argument("--stride", default="0.5s")
     parser.add_argument("--detect-every", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--video", type=Path, default=None, help="use this video instead")
     args = parser.parse_args(argv)

@@ -78,7 +78,7 @@ class PredictOptions:
     max_gap: int | None = None
     min_face_fraction: float = 0.5
     fps: float = 25.0
-    batch_size: int = 8
+    batch_size: int = 1  # per clip, batch 1 is the cheapest on a CPU; raise it on a GPU
     device: str = "cpu"
     timeline: bool = True
 
