@@ -2,7 +2,8 @@
 
 ``hdf fit|validate|test`` run the LightningCLI of :mod:`hdf_lightning.lit.lightning_cli` (YAML
 configs, ``--print_config``, ``--ckpt_path``); ``hdf data ...``, ``hdf cv`` and ``hdf cost`` are
-the commands of :mod:`hdf_lightning.commands`. ``main(args)`` runs without touching ``sys.argv``,
+the commands of :mod:`hdf_lightning.commands`, ``hdf predict`` and ``hdf export`` those of
+:mod:`hdf_lightning.inference`. ``main(args)`` runs without touching ``sys.argv``,
 so tests call it directly.
 """
 
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hdf_lightning import commands
+from hdf_lightning import commands, inference
 from hdf_lightning.data.errors import DatasetError
 from hdf_lightning.lit.lightning_cli import configure_wandb_mode, make_cli
 
@@ -20,6 +21,8 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "data": commands.data_main,
     "cv": commands.cv_main,
     "cost": commands.cost_main,
+    "predict": inference.predict_main,
+    "export": inference.export_main,
 }
 """``hdf <name> ...`` commands beside Lightning's subcommands."""
 

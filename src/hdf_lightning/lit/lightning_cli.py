@@ -18,6 +18,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgre
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from hdf_lightning.callbacks import CostReportWriter, EvaluationFigures, checkpoint_callbacks
+from hdf_lightning.inference.record import InferenceRecord
 from hdf_lightning.lit.module import HDFClassifier, sam_accumulation_error
 
 EXTRA_COMMANDS_HELP = """extra commands:
@@ -26,6 +27,8 @@ EXTRA_COMMANDS_HELP = """extra commands:
   hdf data extract   decode videos into DFEW-style frame folders
   hdf cv             run the DFEW 5-fold protocol and write the results table
   hdf cost           parameters, GFLOPs, peak memory and clips/s of a model
+  hdf predict        expression probabilities of your own videos (face crop, sliding windows)
+  hdf export         export a checkpoint's network to ONNX / torch.export / TorchScript
 
 Each accepts --help. Quick start: hdf fit --config configs/demo.yaml"""
 
@@ -57,6 +60,12 @@ class HDFCLI(LightningCLI):
     API key is configured) under ``trainer.default_root_dir``; ``trainer.logger: false`` turns
     logging off and a ``CSVLogger`` is the documented fallback.
     """
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Lightning's subcommands less ``predict``: ``hdf predict`` runs on raw videos
+        (:mod:`hdf_lightning.inference`)."""
+        return {k: v for k, v in LightningCLI.subcommands().items() if k != "predict"}
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Trainer:
         # Lightning's rich progress bar unless the config turns bars off or brings its own.
@@ -136,7 +145,7 @@ def make_cli(args: Sequence[str] | None, *, run: bool = True) -> HDFCLI:
         },
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={"callbacks": checkpoint_callbacks()},
+        trainer_defaults={"callbacks": [InferenceRecord(), *checkpoint_callbacks()]},
     )
 
 

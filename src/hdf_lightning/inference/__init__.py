@@ -1,0 +1,44 @@
+"""Inference on a user's own videos and model export.
+
+* :mod:`~hdf_lightning.inference.checkpoint`: the network and preprocessing of a checkpoint;
+* :mod:`~hdf_lightning.inference.face`: face detectors, tracking and the square crop;
+* :mod:`~hdf_lightning.inference.windows`: sliding windows;
+* :mod:`~hdf_lightning.inference.sources`: video files and frame folders;
+* :mod:`~hdf_lightning.inference.predict`: ``hdf predict``;
+* :mod:`~hdf_lightning.inference.export`: ``hdf export`` (ONNX, torch.export, TorchScript);
+* :mod:`~hdf_lightning.inference.record`: the callback that writes inference metadata into
+  checkpoints.
+
+Nothing here imports the CLI; the CLI imports :func:`predict_main` and :func:`export_main`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hdf_lightning.inference.checkpoint import LoadedModel, Preprocessing, load_model
+
+__all__ = ["LoadedModel", "Preprocessing", "export_main", "load_model", "predict_main"]
+
+
+def predict_main(argv: list[str]) -> int:
+    """``hdf predict`` (see :mod:`hdf_lightning.inference.predict`)."""
+    from hdf_lightning.inference.predict import predict_main as main
+
+    return main(argv)
+
+
+def export_main(argv: list[str]) -> int:
+    """``hdf export`` (see :mod:`hdf_lightning.inference.export`)."""
+    from hdf_lightning.inference.export import export_main as main
+
+    return main(argv)
+
+
+def __getattr__(name: str) -> object:
+    if name in ("LoadedModel", "Preprocessing", "load_model"):
+        from hdf_lightning.inference import checkpoint
+
+        return getattr(checkpoint, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

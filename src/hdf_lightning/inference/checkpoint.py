@@ -1,0 +1,289 @@
+"""A trained network and its preprocessing, read back from a checkpoint of ``hdf fit``.
+
+What a checkpoint carries:
+
+* ``state_dict``: the LightningModule's weights, the network's under the ``net.`` prefix;
+* ``hyper_parameters``: :class:`~hdf_lightning.lit.HDFClassifier`'s (``num_classes``,
+  ``class_names``), without the network, which the module does not save;
+* ``datamodule_hyper_parameters``: the DataModule's (``num_frames``, ``crop_size``, ``load_size``,
+  ``normalize``, ``sampler``);
+* ``hdf_inference`` (written by :class:`~hdf_lightning.inference.record.InferenceRecord`): the
+  network's ``class_path`` and ``init_args`` and the preprocessing, in one place.
+
+Checkpoints written without ``hdf_inference`` are read with the network configuration of the
+LightningCLI ``config.yaml`` saved beside the run (searched from the checkpoint's folder upwards),
+or of a config given with ``--config``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pickle
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from hdf_lightning.data.transforms import KINETICS_MEAN, KINETICS_STD
+
+__all__ = [
+    "CheckpointError",
+    "LoadedModel",
+    "Preprocessing",
+    "find_run_config",
+    "load_model",
+    "read_checkpoint",
+]
+
+NORMALIZATION: dict[str, tuple[tuple[float, float, float] | None, ...]] = {
+    "none": (None, None),
+    "kinetics": (KINETICS_MEAN, KINETICS_STD),
+}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a clip must be prepared for the network (what the DataModule did at evaluation).
+
+    Attributes:
+        num_frames: frames per clip ``T``.
+        crop_size: the network's input side ``S``.
+        load_size: side the frames were decoded at (square) before the resize to ``crop_size``.
+        normalize: ``"none"`` or ``"kinetics"``.
+        mean: per-channel mean subtracted after scaling to [0, 1], or None.
+        std: per-channel std, or None.
+        class_names: class names, index = label.
+        sampler: the frame sampler (``segment`` takes segment centres at evaluation).
+    """
+
+    num_frames: int
+    crop_size: int
+    load_size: int
+    normalize: str
+    mean: tuple[float, float, float] | None
+    std: tuple[float, float, float] | None
+    class_names: tuple[str, ...]
+    sampler: str = "segment"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (also what ``preprocessing.json`` of ``hdf export`` holds)."""
+        out = asdict(self)
+        out["class_names"] = list(self.class_names)
+        out["mean"] = None if self.mean is None else list(self.mean)
+        out["std"] = None if self.std is None else list(self.std)
+        out["input_shape"] = ["batch", 3, self.num_frames, self.crop_size, self.crop_size]
+        out["input_layout"] = "(B, 3, T, H, W) float32 RGB in [0, 1], then (x - mean) / std"
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
+        normalize = str(data.get("normalize", "none"))
+        if normalize not in NORMALIZATION:
+            raise ValueError(f"normalize must be one of {sorted(NORMALIZATION)}, got {normalize!r}")
+        mean, std = NORMALIZATION[normalize]
+        crop = int(data["crop_size"])
+        load = data.get("load_size")
+        return cls(
+            num_frames=int(data["num_frames"]),
+            crop_size=crop,
+            load_size=crop if load is None else int(load),
+            normalize=normalize,
+            mean=mean,
+            std=std,
+            class_names=tuple(str(n) for n in data["class_names"]),
+            sampler=str(data.get("sampler", "segment")),
+        )
+
+
+@dataclass
+class LoadedModel:
+    """The network in eval mode and what it needs.
+
+    Attributes:
+        net: ``(B, 3, T, S, S) -> (logits (B, K), feature (B, D))``.
+        preprocessing: see :class:`Preprocessing`.
+        net_config: ``{"class_path": ..., "init_args": {...}}`` the network was built from.
+        path: the checkpoint file.
+    """
+
+    net: nn.Module
+    preprocessing: Preprocessing
+    net_config: dict[str, Any]
+    path: Path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dictionary, loaded with ``torch.load(weights_only=True)`` on the CPU.
+
+    Raises:
+        CheckpointError: missing file, a file that is not a PyTorch checkpoint (truncated,
+            garbage), or one holding Python objects that weights-only loading refuses.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise CheckpointError(f"checkpoint not found: {file}")
+    try:
+        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err):
+            raise CheckpointError(
+                f"cannot read checkpoint {file}: not a PyTorch checkpoint, or truncated"
+            ) from err
+        raise CheckpointError(
+            f"cannot read checkpoint {file}: it holds objects that safe (weights-only) loading "
+            f"refuses ({str(err).splitlines()[0]})"
+        ) from err
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+        raise CheckpointError(
+            f"cannot read checkpoint {file}: not a PyTorch checkpoint, or truncated "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from err
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise CheckpointError(
+            f"{file} is not a Lightning checkpoint of hdf fit (no state_dict in it)"
+        )
+    return checkpoint
+
+
+def find_run_config(checkpoint_path: Path) -> Path | None:
+    """The LightningCLI ``config.yaml`` of the run a checkpoint belongs to, if one is found.
+
+    Looks in the checkpoint's folder and its parent (``<run>/checkpoints/best.ckpt``), then in
+    the loggers' version folders below the run (``<run>/*/version_*/config.yaml``, newest first).
+    """
+    folder = checkpoint_path.resolve().parent
+    for candidate in (folder / "config.yaml", folder.parent / "config.yaml"):
+        if candidate.is_file():
+            return candidate
+    found = sorted(folder.parent.glob("*/version_*/config.yaml"), key=lambda p: p.stat().st_mtime)
+    found += sorted(folder.parent.glob("*/*/config.yaml"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def _net_from_config(config: Path) -> dict[str, Any] | None:
+    try:
+        content = yaml.safe_load(config.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    net = (content.get("model") or {}).get("net") if isinstance(content, dict) else None
+    if isinstance(net, dict) and "class_path" in net:
+        return {"class_path": net["class_path"], "init_args": dict(net.get("init_args") or {})}
+    return None
+
+
+def _import(class_path: str) -> type:
+    module_name, _, name = class_path.rpartition(".")
+    cls = getattr(importlib.import_module(module_name), name)
+    if not isinstance(cls, type):
+        raise TypeError(f"{class_path} is not a class")
+    return cls
+
+
+def build_net(net_config: dict[str, Any], num_classes: int) -> nn.Module:
+    """Instantiate ``class_path(**init_args)`` without pretrained-weight loading.
+
+    ``num_classes`` is filled in when the class takes it and the config lacks it (LightningCLI
+    links it from the DataModule at instantiation, so a saved config does not hold it), and a
+    ``weights`` file argument is dropped: the checkpoint's weights replace it anyway.
+    """
+    cls = _import(str(net_config["class_path"]))
+    init_args = dict(net_config.get("init_args") or {})
+    parameters = inspect.signature(cls).parameters
+    if "num_classes" in parameters and init_args.get("num_classes") is None:
+        init_args["num_classes"] = num_classes
+    if "weights" in parameters:
+        init_args["weights"] = None
+    return cls(**init_args)
+
+
+def _preprocessing(checkpoint: dict[str, Any], file: Path) -> Preprocessing:
+    record = checkpoint.get("hdf_inference") or {}
+    if "preprocessing" in record:
+        return Preprocessing.from_dict(record["preprocessing"])
+    data = checkpoint.get("datamodule_hyper_parameters") or {}
+    hparams = checkpoint.get("hyper_parameters") or {}
+    missing = [k for k in ("num_frames", "crop_size") if k not in data]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {file} records no preprocessing ({', '.join(missing)} missing from "
+            "its DataModule hyper-parameters); was it written by hdf fit?"
+        )
+    names = hparams.get("class_names")
+    if names is None:
+        num = int(hparams.get("num_classes", 7))
+        from hdf_lightning.data.classes import CLASS_NAMES
+
+        names = list(CLASS_NAMES)[:num]
+    return Preprocessing.from_dict({**data, "class_names": names})
+
+
+def load_model(path: str | Path, *, config: str | Path | None = None) -> LoadedModel:
+    """Rebuild the network of a checkpoint of ``hdf fit`` and load its weights.
+
+    Args:
+        path: the ``.ckpt`` file.
+        config: a fit config whose ``model.net`` describes the network, for checkpoints that do
+            not record it; by default the run's saved ``config.yaml`` is looked up.
+
+    Raises:
+        CheckpointError: unreadable checkpoint, no network description, or weights that do not fit
+            the network (another architecture); the message names the file.
+    """
+    file = Path(path)
+    checkpoint = read_checkpoint(file)
+    preprocessing = _preprocessing(checkpoint, file)
+    record = checkpoint.get("hdf_inference") or {}
+    net_config = record.get("net")
+    if net_config is None:
+        source = Path(config) if config is not None else find_run_config(file)
+        net_config = _net_from_config(source) if source is not None else None
+        if net_config is None:
+            raise CheckpointError(
+                f"checkpoint {file} does not record its network, and no run config.yaml with a "
+                "model.net section was found beside it; pass the fit config with --config"
+            )
+    num_classes = len(preprocessing.class_names)
+    try:
+        net = build_net(net_config, num_classes)
+    except (ImportError, AttributeError, TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"cannot build the network {net_config.get('class_path')} of checkpoint {file}: {err}"
+        ) from err
+    weights = {
+        k.removeprefix("net."): v
+        for k, v in checkpoint["state_dict"].items()
+        if k.startswith("net.")
+    }
+    if not weights:
+        raise CheckpointError(f"checkpoint {file} holds no network weights (no 'net.' keys)")
+    try:
+        result = net.load_state_dict(weights, strict=False)
+    except RuntimeError as err:  # size mismatches
+        detail = next(
+            (line.strip() for line in str(err).splitlines() if "size mismatch" in line), ""
+        )
+        raise CheckpointError(
+            f"checkpoint {file} does not fit the network {net_config['class_path']}: {detail}"
+        ) from err
+    problems = []
+    if result.missing_keys:
+        problems.append(f"missing {len(result.missing_keys)} (e.g. {result.missing_keys[0]})")
+    if result.unexpected_keys:
+        problems.append(
+            f"unexpected {len(result.unexpected_keys)} (e.g. {result.unexpected_keys[0]})"
+        )
+    if problems:
+        raise CheckpointError(
+            f"checkpoint {file} does not fit the network {net_config['class_path']}: weights "
+            + ", ".join(problems)
+        )
+    return LoadedModel(net.eval(), preprocessing, dict(net_config), file)

@@ -1,0 +1,669 @@
+"""``hdf predict``: expression probabilities for a user's own videos, window by window.
+
+For each video file or frame folder:
+
+1. **detect** (pass 1): decode every ``detect_every``-th frame downscaled to ``detect_width`` and
+   find faces; :func:`~hdf_lightning.inference.face.track_faces` turns the detections into one
+   smoothed square box per frame (skipped for ``--detector none``);
+2. **windows**: windows of ``--window`` length every ``--stride``
+   (:func:`~hdf_lightning.inference.windows.sliding_windows`), each sampled to the checkpoint's
+   ``T`` frames as at evaluation; a window whose sampled frames have a face in fewer than
+   ``--min_face_fraction`` of them is reported as ``face: false`` with no probabilities;
+3. **crop and classify** (pass 2): decode the frames the windows use, cut the square face crop with
+   margin at ``load_size`` (as the DFEW-style training crops), resize and normalise as the
+   DataModule did at evaluation, and run the network on batches of windows;
+4. **write** ``<stem>.windows.jsonl``, ``<stem>.windows.csv`` and ``<stem>.timeline.png`` per video
+   and ``summary.json`` / ``summary.csv`` for the run, each written atomically.
+
+Bad inputs (missing, unreadable, not a video, shorter than a window, no face) are reported one line
+each, naming the file; the other videos are still processed and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hdf_lightning.data.transforms import ClipEval
+from hdf_lightning.inference.checkpoint import CheckpointError, LoadedModel, load_model
+from hdf_lightning.inference.face import (
+    FaceDetector,
+    FaceTrack,
+    crop_square,
+    make_detector,
+    track_faces,
+)
+from hdf_lightning.inference.sources import FrameSource, InputError, collect_inputs, open_source
+from hdf_lightning.inference.windows import ShortVideoError, Window, parse_span, sliding_windows
+
+__all__ = [
+    "PredictOptions",
+    "Predictor",
+    "StageTimes",
+    "VideoResult",
+    "WindowResult",
+    "predict_main",
+    "video_summary",
+    "write_outputs",
+]
+
+log = logging.getLogger(__name__)
+
+STAGES = ("decode", "detect", "crop", "model")
+
+
+@dataclass
+class PredictOptions:
+    """Options of ``hdf predict`` (the CLI flags of the same names)."""
+
+    window: str = "2s"
+    stride: str = "0.5s"
+    detector: str = "opencv"
+    detect_every: int = 5
+    detect_width: int = 320
+    margin: float = 0.15
+    smooth: int = 5
+    max_gap: int | None = None
+    min_face_fraction: float = 0.5
+    fps: float = 25.0
+    batch_size: int = 1  # per clip, batch 1 is the cheapest on a CPU; raise it on a GPU
+    device: str = "cpu"
+    timeline: bool = True
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("detect_every", self.detect_every >= 1, ">= 1"),
+            ("detect_width", self.detect_width >= 32, ">= 32"),
+            ("margin", 0.0 <= self.margin <= 2.0, "in [0, 2]"),
+            ("smooth", self.smooth >= 1, ">= 1"),
+            ("min_face_fraction", 0.0 < self.min_face_fraction <= 1.0, "in (0, 1]"),
+            ("fps", self.fps > 0, "> 0"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+        )
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"--{name} must be {expected}, got {getattr(self, name)}")
+        if self.max_gap is not None and self.max_gap < 0:
+            raise ValueError(f"--max_gap must be >= 0, got {self.max_gap}")
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage of one video."""
+
+    decode: float = 0.0
+    detect: float = 0.0
+    crop: float = 0.0
+    model: float = 0.0
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: round(getattr(self, k), 4) for k in STAGES}
+
+    @property
+    def total(self) -> float:
+        return sum(getattr(self, k) for k in STAGES)
+
+
+@dataclass
+class WindowResult:
+    """One window: its span, its face and, when it has one, the class probabilities ``(K,)``."""
+
+    window: Window
+    start_s: float
+    end_s: float
+    face_fraction: float
+    face_box: list[float] | None
+    probs: np.ndarray | None = None
+
+    @property
+    def face(self) -> bool:
+        return self.probs is not None or self.face_box is not None
+
+
+@dataclass
+class VideoResult:
+    """The windows of one video and what it cost."""
+
+    path: Path
+    kind: str
+    fps: float
+    num_frames: int
+    width: int
+    height: int
+    length: int
+    stride: int
+    windows: list[WindowResult] = field(default_factory=list)
+    times: StageTimes = field(default_factory=StageTimes)
+    wall: float = 0.0
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps
+
+    def face_windows(self) -> list[WindowResult]:
+        return [w for w in self.windows if w.probs is not None]
+
+    def mean_probs(self) -> np.ndarray | None:
+        """Mean probabilities over the windows with a face ``(K,)``, or None without any."""
+        faces = self.face_windows()
+        if not faces:
+            return None
+        return np.stack([w.probs for w in faces if w.probs is not None]).mean(axis=0)
+
+
+def _timed(iterator: Iterator[Any], times: StageTimes) -> Iterator[Any]:
+    """Yield from ``iterator``, adding the time spent inside it to ``times.decode``."""
+    while True:
+        start = time.perf_counter()
+        try:
+            item = next(iterator)
+        except StopIteration:
+            times.decode += time.perf_counter() - start
+            return
+        times.decode += time.perf_counter() - start
+        yield item
+
+
+class Predictor:
+    """Runs the network of a checkpoint on videos.
+
+    Args:
+        model: the network and its preprocessing (:func:`load_model`).
+        options: see :class:`PredictOptions`.
+        detector: a :class:`FaceDetector` (default: built from ``options.detector``).
+    """
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        options: PredictOptions,
+        detector: FaceDetector | None = None,
+    ) -> None:
+        self.model = model
+        self.options = options
+        self.detector = detector if detector is not None else make_detector(options.detector)
+        self.device = torch.device(options.device)
+        self.net = model.net.to(self.device).eval()
+        pre = model.preprocessing
+        self.transform = ClipEval(size=pre.crop_size, mean=pre.mean, std=pre.std).to(self.device)
+
+    # -------------------------------------------------------------------------------- passes
+    def _detect(self, source: FrameSource, times: StageTimes) -> FaceTrack:
+        """Pass 1: faces on every ``detect_every``-th frame, tracked over all frames."""
+        n, k = source.num_frames, self.options.detect_every
+        if self.detector.full_frame:
+            box = np.array([0.0, 0.0, source.width, source.height], dtype=np.float32)
+            return FaceTrack(boxes=np.tile(box, (n, 1)), found=np.ones(n, dtype=bool))
+        detections: dict[int, np.ndarray] = {}
+        frames = source.read(lambda i: i % k == 0, width=self.options.detect_width)
+        for i, small in _timed(frames, times):
+            start = time.perf_counter()
+            boxes = np.asarray(self.detector.detect(small), dtype=np.float32).reshape(-1, 4)
+            detections[i] = boxes * (source.width / small.shape[1])
+            times.detect += time.perf_counter() - start
+        max_gap = self.options.max_gap if self.options.max_gap is not None else 2 * k
+        return track_faces(n, detections, max_gap=max_gap, hold=k - 1, smooth=self.options.smooth)
+
+    def _classify(self, clips: list[np.ndarray], times: StageTimes) -> np.ndarray:
+        """``B`` clips ``(T, L, L, 3)`` uint8 -> probabilities ``(B, K)``."""
+        start = time.perf_counter()
+        batch = torch.from_numpy(np.stack(clips)).to(self.device)  # (B, T, L, L, 3)
+        batch = batch.permute(0, 4, 1, 2, 3)  # (B, 3, T, L, L)
+        with torch.inference_mode():
+            logits, _ = self.net(self.transform(batch))
+            probs = logits.float().softmax(-1).cpu().numpy()
+        times.model += time.perf_counter() - start
+        return probs
+
+    def predict(self, source: FrameSource) -> VideoResult:
+        """Probabilities of every window of one video.
+
+        Raises:
+            InputError: the video cannot be decoded.
+            ShortVideoError: the video is shorter than one window.
+        """
+        options, pre = self.options, self.model.preprocessing
+        wall = time.perf_counter()
+        length = parse_span(options.window, source.fps, name="--window")
+        stride = parse_span(options.stride, source.fps, name="--stride")
+        try:
+            windows = sliding_windows(
+                source.num_frames, length, stride, pre.num_frames, sampler=pre.sampler
+            )
+        except ShortVideoError as err:
+            raise ShortVideoError(
+                f"{source.path}: {source.num_frames} frames "
+                f"({source.num_frames / source.fps:.2f} s "
+                f"at {source.fps:g} fps), shorter than one window ({options.window} = {length} "
+                "frames); use a shorter --window"
+            ) from err
+        result = VideoResult(
+            path=source.path,
+            kind="frames" if source.path.is_dir() else "video",
+            fps=source.fps,
+            num_frames=source.num_frames,
+            width=source.width,
+            height=source.height,
+            length=length,
+            stride=stride,
+        )
+        times = result.times
+        track = self._detect(source, times)
+
+        # which frame feeds each slot of each window with a face (face-less slots borrow the
+        # nearest frame of the same window that has one)
+        plan: dict[int, list[int]] = {}
+        for window in windows:
+            slots = np.array(window.indices)
+            has = track.found[slots]
+            fraction = float(has.mean())
+            box = None
+            if fraction >= options.min_face_fraction:
+                faces = slots[has]
+                plan[window.index] = [int(faces[np.abs(faces - j).argmin()]) for j in slots]
+                if not self.detector.full_frame:
+                    box = [round(float(v), 1) for v in track.boxes[faces].mean(axis=0)]
+                else:
+                    box = [0.0, 0.0, float(source.width), float(source.height)]
+            result.windows.append(
+                WindowResult(
+                    window=window,
+                    start_s=window.start / source.fps,
+                    end_s=window.end / source.fps,
+                    face_fraction=round(fraction, 4),
+                    face_box=box,
+                )
+            )
+
+        needed = {j for frames in plan.values() for j in frames}
+        order = sorted(plan, key=lambda w: max(plan[w]))
+        crops: dict[int, np.ndarray] = {}
+        pending: list[tuple[int, np.ndarray]] = []
+        cursor = 0
+
+        def flush() -> None:
+            if pending:
+                probs = self._classify([clip for _, clip in pending], times)
+                for (index, _), p in zip(pending, probs, strict=True):
+                    result.windows[index].probs = p
+                pending.clear()
+
+        if needed:
+            frames = source.read(needed.__contains__)
+            for i, frame in _timed(frames, times):
+                start = time.perf_counter()
+                box = None if self.detector.full_frame else track.boxes[i]
+                crops[i] = crop_square(frame, box, margin=options.margin, size=pre.load_size)
+                times.crop += time.perf_counter() - start
+                while cursor < len(order) and max(plan[order[cursor]]) <= i:
+                    index = order[cursor]
+                    pending.append((index, np.stack([crops[j] for j in plan[index]])))
+                    cursor += 1
+                    if len(pending) == options.batch_size:
+                        flush()
+                if cursor < len(order):
+                    keep = min(min(plan[w]) for w in order[cursor:])
+                    for j in [j for j in crops if j < keep]:
+                        del crops[j]
+            flush()
+        if cursor < len(order):  # the decoder delivered fewer frames than the container counts
+            log.warning(
+                "%s: only part of the video could be decoded; %d window(s) left without "
+                "probabilities",
+                source.path,
+                len(order) - cursor,
+            )
+            for index in order[cursor:]:
+                result.windows[index].face_box = None
+        result.wall = time.perf_counter() - wall
+        return result
+
+
+# ------------------------------------------------------------------------------------- output
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _round(values: np.ndarray) -> list[float]:
+    return [round(float(v), 6) for v in values]
+
+
+def _probs_dict(names: tuple[str, ...], probs: np.ndarray | None) -> dict[str, float] | None:
+    return None if probs is None else dict(zip(names, _round(probs), strict=True))
+
+
+def video_summary(result: VideoResult, names: tuple[str, ...]) -> dict[str, Any]:
+    """The per-video record: mean probabilities over windows with a face and the top class."""
+    mean = result.mean_probs()
+    top = None if mean is None else int(mean.argmax())
+    return {
+        "video": str(result.path),
+        "status": "ok" if mean is not None else "no_face",
+        "top_class": None if top is None else names[top],
+        "top_prob": None if mean is None or top is None else round(float(mean[top]), 6),
+        "probs": _probs_dict(names, mean),
+        "windows": len(result.windows),
+        "face_windows": len(result.face_windows()),
+        "duration_s": round(result.duration, 4),
+        "num_frames": result.num_frames,
+        "fps": round(result.fps, 4),
+        "timing_s": {**result.times.to_dict(), "total": round(result.wall, 4)},
+    }
+
+
+def write_outputs(
+    result: VideoResult,
+    out: Path,
+    name: str,
+    model: LoadedModel,
+    options: PredictOptions,
+) -> dict[str, str]:
+    """Write ``<name>.windows.jsonl``, ``<name>.windows.csv`` and ``<name>.timeline.png``.
+
+    Returns:
+        The paths written, by kind (``jsonl``, ``csv``, ``timeline``).
+    """
+    pre = model.preprocessing
+    names = pre.class_names
+    header = {
+        "record": "video",
+        "video": str(result.path),
+        "kind": result.kind,
+        "fps": round(result.fps, 4),
+        "num_frames": result.num_frames,
+        "duration_s": round(result.duration, 4),
+        "width": result.width,
+        "height": result.height,
+        "checkpoint": str(model.path.resolve()),
+        "network": model.net_config.get("class_path"),
+        "preprocessing": pre.to_dict(),
+        "class_names": list(names),
+        "window": {
+            "length_frames": result.length,
+            "stride_frames": result.stride,
+            "length_s": round(result.length / result.fps, 4),
+            "stride_s": round(result.stride / result.fps, 4),
+        },
+        "face": {
+            "detector": options.detector,
+            "detect_every": options.detect_every,
+            "detect_width": options.detect_width,
+            "margin": options.margin,
+            "smooth": options.smooth,
+            "min_face_fraction": options.min_face_fraction,
+        },
+    }
+    lines = [json.dumps(header)]
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(
+        [
+            "video", "window", "start_s", "end_s", "start_frame", "end_frame", "face",
+            "face_fraction", "face_x0", "face_y0", "face_x1", "face_y1", "top_class", "top_prob",
+            *(f"p_{n}" for n in names), "checkpoint",
+        ]
+    )  # fmt: skip
+    for w in result.windows:
+        top = None if w.probs is None else int(w.probs.argmax())
+        row = {
+            "record": "window",
+            "window": w.window.index,
+            "start_s": round(w.start_s, 4),
+            "end_s": round(w.end_s, 4),
+            "start_frame": w.window.start,
+            "end_frame": w.window.end,
+            "frames": list(w.window.indices),
+            "face": w.probs is not None,
+            "face_fraction": w.face_fraction,
+            "face_box": w.face_box if w.probs is not None else None,
+            "probs": _probs_dict(names, w.probs),
+            "top_class": None if top is None else names[top],
+            "top_prob": None if top is None or w.probs is None else round(float(w.probs[top]), 6),
+        }
+        lines.append(json.dumps(row))
+        box: list[Any] = list(w.face_box) if w.probs is not None and w.face_box else [""] * 4
+        cells: list[Any] = [""] * len(names) if w.probs is None else _round(w.probs)
+        writer.writerow(
+            [
+                str(result.path), w.window.index, row["start_s"], row["end_s"], w.window.start,
+                w.window.end, int(w.probs is not None), w.face_fraction, *box,
+                row["top_class"] or "", "" if row["top_prob"] is None else row["top_prob"],
+                *cells, str(model.path.resolve()),
+            ]
+        )  # fmt: skip
+    lines.append(json.dumps({"record": "summary", **video_summary(result, names)}))
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"jsonl": out / f"{name}.windows.jsonl", "csv": out / f"{name}.windows.csv"}
+    _atomic_write(paths["jsonl"], "\n".join(lines) + "\n")
+    _atomic_write(paths["csv"], table.getvalue())
+    if options.timeline:
+        from hdf_lightning.inference.timeline import timeline_figure, write_png
+
+        table_probs = np.array(
+            [
+                w.probs if w.probs is not None else np.full(len(names), np.nan)
+                for w in result.windows
+            ]
+        )
+        mean = result.mean_probs()
+        verdict = "no face" if mean is None else f"{names[int(mean.argmax())]} {mean.max():.2f}"
+        figure = timeline_figure(
+            [w.start_s for w in result.windows],
+            [w.end_s for w in result.windows],
+            table_probs,
+            names,
+            title=f"{result.path.name}: {verdict} (mean over windows with a face)",
+            duration=result.duration,
+        )
+        paths["timeline"] = write_png(figure, out / f"{name}.timeline.png")
+    return {k: str(v) for k, v in paths.items()}
+
+
+def _output_name(path: Path, taken: set[str]) -> str:
+    stem = path.stem if path.is_file() else path.name
+    stem = stem or "video"
+    name, count = stem, 1
+    while name in taken:
+        count += 1
+        name = f"{stem}-{count}"
+    taken.add(name)
+    return name
+
+
+def _line(result: VideoResult, names: tuple[str, ...]) -> str:
+    mean = result.mean_probs()
+    t = result.times
+    cost = (
+        f"{result.duration:.1f} s of video in {result.wall:.1f} s (decode {t.decode:.1f}, "
+        f"detect {t.detect:.1f}, crop {t.crop:.1f}, model {t.model:.1f})"
+    )
+    faces = f"{len(result.face_windows())}/{len(result.windows)} windows with a face"
+    if mean is None:
+        return f"FAIL {result.path}: no face found ({faces}); {cost}"
+    order = np.argsort(-mean)
+    runner = f", then {names[order[1]]} {mean[order[1]]:.2f}" if len(order) > 1 else ""
+    return f"ok   {result.path}: {names[order[0]]} {mean[order[0]]:.2f}{runner}; {faces}; {cost}"
+
+
+# ---------------------------------------------------------------------------------------- CLI
+
+
+def _parser() -> Any:
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(
+        prog="hdf predict",
+        description=(
+            "Recognise facial expressions in your own videos: decode, find and crop the face, "
+            "classify sliding windows, and write per-window and per-video probabilities "
+            "(<out>/<video>.windows.jsonl/.csv, <video>.timeline.png, summary.json/.csv)."
+        ),
+    )
+    parser.add_argument("inputs", nargs="+", help="video files, folders of videos, frame folders")
+    parser.add_argument("--ckpt_path", type=str, required=True, help="checkpoint of hdf fit")
+    parser.add_argument("--out", type=Path, default=Path("predictions"), help="output folder")
+    parser.add_argument(
+        "--config",
+        type=str | None,
+        default=None,
+        help="fit config naming the network, for checkpoints that do not record it",
+    )
+    defaults = PredictOptions()
+    parser.add_argument("--window", type=str, default=defaults.window, help="'2s' or '50f'")
+    parser.add_argument("--stride", type=str, default=defaults.stride, help="'0.5s' or '12f'")
+    parser.add_argument(
+        "--detector",
+        type=str,
+        default=defaults.detector,
+        help="opencv (Haar cascade), none (videos already are face crops) or package.Class",
+    )
+    parser.add_argument("--detect_every", type=int, default=defaults.detect_every)
+    parser.add_argument("--detect_width", type=int, default=defaults.detect_width)
+    parser.add_argument(
+        "--margin", type=float, default=defaults.margin, help="crop margin per side"
+    )
+    parser.add_argument("--smooth", type=int, default=defaults.smooth, help="box smoothing frames")
+    parser.add_argument("--max_gap", type=int | None, default=None, help="default 2*detect_every")
+    parser.add_argument("--min_face_fraction", type=float, default=defaults.min_face_fraction)
+    parser.add_argument("--fps", type=float, default=defaults.fps, help="fps of frame folders")
+    parser.add_argument("--batch_size", type=int, default=defaults.batch_size)
+    parser.add_argument("--device", type=str, default=defaults.device)
+    parser.add_argument("--threads", type=int | None, default=None, help="torch CPU threads")
+    parser.add_argument("--timeline", type=bool, default=True, help="write the timeline PNGs")
+    return parser
+
+
+def _error(message: str) -> int:
+    print(f"hdf predict: error: {message}", file=sys.stderr)
+    return 2
+
+
+def predict_main(argv: list[str]) -> int:
+    """``hdf predict VIDEO_OR_FOLDER ... --ckpt_path CKPT [--out DIR]``; returns the exit code.
+
+    0 when every video was classified, 1 when any input failed (each named on stderr and in
+    ``summary.json``), 2 for a usage error (bad option, unusable checkpoint).
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    cfg = _parser().parse_args(argv)
+    try:
+        options = PredictOptions(
+            window=cfg.window,
+            stride=cfg.stride,
+            detector=cfg.detector,
+            detect_every=cfg.detect_every,
+            detect_width=cfg.detect_width,
+            margin=cfg.margin,
+            smooth=cfg.smooth,
+            max_gap=cfg.max_gap,
+            min_face_fraction=cfg.min_face_fraction,
+            fps=cfg.fps,
+            batch_size=cfg.batch_size,
+            device=cfg.device,
+            timeline=cfg.timeline,
+        )
+        parse_span(options.window, 25.0, name="--window")
+        parse_span(options.stride, 25.0, name="--stride")
+        detector = make_detector(options.detector)
+        model = load_model(cfg.ckpt_path, config=cfg.config)
+    except (CheckpointError, ValueError, FileNotFoundError) as err:
+        return _error(str(err))
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    predictor = Predictor(model, options, detector)
+    names = model.preprocessing.class_names
+    out: Path = cfg.out
+    items, problems = collect_inputs([Path(p) for p in cfg.inputs])
+    failed: list[dict[str, str]] = [{"video": str(p), "error": m} for p, m in problems]
+    for _, message in problems:
+        print(f"FAIL {message}", file=sys.stderr)
+    videos: list[dict[str, Any]] = []
+    taken: set[str] = set()
+    for path in items:
+        try:
+            source = open_source(path, fps=options.fps)
+            result = predictor.predict(source)
+            outputs = write_outputs(result, out, _output_name(path, taken), model, options)
+        except (InputError, ShortVideoError) as err:
+            failed.append({"video": str(path), "error": str(err)})
+            print(f"FAIL {err}", file=sys.stderr)
+            continue
+        except Exception as err:  # one bad video must not stop the others
+            log.debug("unexpected error on %s", path, exc_info=True)
+            message = f"{path}: {type(err).__name__}: {err}"
+            failed.append({"video": str(path), "error": message})
+            print(f"FAIL {message}", file=sys.stderr)
+            continue
+        record = {**video_summary(result, names), "outputs": outputs}
+        videos.append(record)
+        line = _line(result, names)
+        if record["status"] != "ok":
+            failed.append({"video": str(path), "error": f"{path}: no face found in any window"})
+            print(line, file=sys.stderr)
+        else:
+            print(line)
+    summary = {
+        "checkpoint": str(model.path.resolve()),
+        "network": model.net_config.get("class_path"),
+        "preprocessing": model.preprocessing.to_dict(),
+        "options": {k: getattr(options, k) for k in options.__dataclass_fields__},
+        "videos": videos,
+        "failed": failed,
+        "num_ok": sum(v["status"] == "ok" for v in videos),
+        "num_failed": len(failed),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    _write_summary_csv(out / "summary.csv", videos, failed, names)
+    total = summary["num_ok"] + len(failed)
+    print(
+        f"{total} input(s): {summary['num_ok']} classified, {len(failed)} failed; "
+        f"results in {out}/ (summary.json)"
+    )
+    if failed:
+        print("failed:", file=sys.stderr)
+        for item in failed:
+            print(f"  {item['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _write_summary_csv(
+    path: Path, videos: list[dict[str, Any]], failed: list[dict[str, str]], names: tuple[str, ...]
+) -> None:
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(
+        ["video", "status", "top_class", "top_prob", *(f"p_{n}" for n in names), "windows",
+         "face_windows", "duration_s", "error"]
+    )  # fmt: skip
+    no_face = {f["video"] for f in failed}
+    for v in videos:
+        probs = v["probs"] or {}
+        writer.writerow(
+            [v["video"], v["status"], v["top_class"] or "", v["top_prob"] or "",
+             *(probs.get(n, "") for n in names), v["windows"], v["face_windows"],
+             v["duration_s"], "no face found in any window" if v["video"] in no_face else ""]
+        )  # fmt: skip
+    seen = {v["video"] for v in videos}
+    for f in failed:
+        if f["video"] not in seen:
+            writer.writerow(
+                [f["video"], "failed", "", "", *([""] * len(names)), "", "", "", f["error"]]
+            )
+    _atomic_write(path, table.getvalue())

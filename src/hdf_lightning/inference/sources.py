@@ -1,0 +1,236 @@
+"""Where frames come from: video files (any container and codec FFmpeg decodes, through PyAV) and
+folders of frame images; and how the inputs of ``hdf predict`` expand into them.
+
+A source is read in passes: :meth:`FrameSource.read` decodes the frames in order and converts only
+the wanted ones to RGB arrays (converting is a large part of the cost of decoding), at the native
+size or downscaled. Every error names the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from hdf_lightning.data.video import IMAGE_EXTENSIONS, is_video, list_frames
+
+__all__ = [
+    "FolderFrames",
+    "FrameSource",
+    "InputError",
+    "VideoFile",
+    "collect_inputs",
+    "open_source",
+]
+
+
+class InputError(ValueError):
+    """An input that cannot be read: the message names it."""
+
+
+class FrameSource(Protocol):
+    """A video to predict on."""
+
+    path: Path
+    fps: float
+    num_frames: int
+    width: int
+    height: int
+
+    def read(
+        self, wanted: Callable[[int], bool], *, width: int | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Frames ``(i, (H', W', 3) uint8 RGB)`` for the indices ``wanted(i)`` accepts, in order.
+
+        Args:
+            wanted: which frame indices to convert and yield.
+            width: downscale to this width (height keeps the aspect ratio, even), or None.
+        """
+        ...
+
+
+def _scaled(width: int, height: int, target: int | None) -> tuple[int, int]:
+    if target is None or target >= width:
+        return width, height
+    return target, max(2, round(height * target / width / 2) * 2)
+
+
+@dataclass
+class VideoFile:
+    """A video file decoded with PyAV; ``num_frames`` is counted by demuxing (no decoding)."""
+
+    path: Path
+    fps: float = field(init=False)
+    num_frames: int = field(init=False)
+    width: int = field(init=False)
+    height: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        import av
+
+        try:
+            with av.open(str(self.path), mode="r") as container:
+                if not container.streams.video:
+                    raise InputError(f"{self.path}: no video stream (not a video file)")
+                stream = container.streams.video[0]
+                rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+                self.fps = float(rate)
+                self.width = int(stream.codec_context.width)
+                self.height = int(stream.codec_context.height)
+                self.num_frames = sum(1 for p in container.demux(stream) if p.size > 0)
+        except av.FFmpegError as err:
+            raise InputError(f"{self.path}: cannot read the video ({err.strerror or err})") from err
+        if self.num_frames == 0 or self.width < 1 or self.height < 1:
+            raise InputError(f"{self.path}: the video has no frames")
+
+    def read(
+        self, wanted: Callable[[int], bool], *, width: int | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        import av
+
+        out_w, out_h = _scaled(self.width, self.height, width)
+        scale = (out_w, out_h) != (self.width, self.height)
+        try:
+            with av.open(str(self.path), mode="r") as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for i, frame in enumerate(container.decode(stream)):
+                    if not wanted(i):
+                        continue
+                    if scale:
+                        array = frame.to_ndarray(
+                            width=out_w, height=out_h, format="rgb24", interpolation="AREA"
+                        )
+                    else:
+                        array = frame.to_ndarray(format="rgb24")
+                    yield i, array
+        except av.FFmpegError as err:
+            raise InputError(
+                f"{self.path}: cannot decode the video ({err.strerror or err})"
+            ) from err
+
+
+@dataclass
+class FolderFrames:
+    """A folder of frame images (``*.jpg``, ``*.jpeg``, ``*.png``) in natural name order."""
+
+    path: Path
+    fps: float
+    num_frames: int = field(init=False)
+    width: int = field(init=False)
+    height: int = field(init=False)
+    files: list[Path] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from PIL import Image
+
+        try:
+            self.files = list_frames(self.path)
+        except (OSError, ValueError) as err:
+            raise InputError(f"{self.path}: {err}") from err
+        self.num_frames = len(self.files)
+        try:
+            with Image.open(self.files[0]) as image:
+                self.width, self.height = image.size
+        except OSError as err:
+            raise InputError(f"{self.files[0]}: cannot read the image ({err})") from err
+
+    def read(
+        self, wanted: Callable[[int], bool], *, width: int | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        from PIL import Image
+
+        size = _scaled(self.width, self.height, width)
+        for i, file in enumerate(self.files):
+            if not wanted(i):
+                continue
+            try:
+                with Image.open(file) as image:
+                    if size != (self.width, self.height):
+                        image.draft("RGB", size)  # JPEG: decode at a reduced DCT scale
+                    rgb = image.convert("RGB")
+                    if rgb.size != size:
+                        rgb = rgb.resize(size, Image.Resampling.BILINEAR)
+                    yield i, np.asarray(rgb)
+            except OSError as err:
+                raise InputError(f"{file}: cannot read the image ({err})") from err
+
+
+def open_source(path: Path, *, fps: float) -> FrameSource:
+    """A :class:`FolderFrames` for a directory, else a :class:`VideoFile`.
+
+    Args:
+        path: a video file or a folder of frames.
+        fps: frame rate assumed for frame folders.
+
+    Raises:
+        InputError: missing, unreadable or not a video (the message names the path).
+    """
+    if path.is_dir():
+        return FolderFrames(path, fps=fps)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    return VideoFile(path)
+
+
+def _has_frames(folder: Path) -> bool:
+    with os.scandir(folder) as entries:
+        return any(
+            e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS for e in entries
+        )
+
+
+def collect_inputs(inputs: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand the inputs of ``hdf predict`` into videos and frame folders.
+
+    A file is taken as given (it fails later if it is not a video). A folder that holds frame
+    images is one video; any other folder is searched recursively for video files (by suffix,
+    :data:`~hdf_lightning.data.video.VIDEO_EXTENSIONS`) and frame folders.
+
+    Returns:
+        ``(items, problems)``: the videos and frame folders in order, and ``(path, message)`` for
+        inputs that do not exist, folders that cannot be listed and folders without any video.
+    """
+    items: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    for path in inputs:
+        if not path.exists():
+            problems.append((path, f"{path}: no such file or folder"))
+            continue
+        if not path.is_dir():
+            items.append(path)
+            continue
+        found: list[Path] = []
+
+        def unreadable(err: OSError, top: Path = path) -> None:
+            where = Path(err.filename) if err.filename else top
+            problems.append((where, f"{where}: cannot list the folder ({err.strerror or err})"))
+
+        try:
+            if _has_frames(path):
+                items.append(path)
+                continue
+        except OSError as err:
+            unreadable(err)
+            continue
+        for root, dirs, files in os.walk(path, onerror=unreadable):
+            dirs.sort()
+            here = Path(root)
+            for name in list(dirs):
+                try:
+                    if _has_frames(here / name):
+                        found.append(here / name)
+                        dirs.remove(name)  # a frame folder is a leaf
+                except OSError as err:
+                    unreadable(err)
+                    dirs.remove(name)
+            found.extend(here / f for f in sorted(files) if is_video(f))
+        if not found and not any(p == path or path in p.parents for p, _ in problems):
+            problems.append((path, f"{path}: no video files or frame folders found in this folder"))
+        items.extend(sorted(found))
+    return items, problems
