@@ -36,9 +36,29 @@ _EXPORTS: dict[str, str] = {
     "HDFClassifier": "hdf_lightning.lit",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
-# The TYPE_CHECKING imports below repeat _EXPORTS for type checkers and IDEs;
-# tests/test_package.py checks that both lists agree.
+__all__ = [
+    "CLASS_NAMES",
+    "DAM",
+    "DSM",
+    "M3DFEL",
+    "SAM",
+    "X3D",
+    "ClassificationLoss",
+    "DFEWDataModule",
+    "FERV39kDataModule",
+    "HDFClassifier",
+    "HDFNet",
+    "LossOutput",
+    "SyntheticDFEWDataModule",
+    "VideoCSVDataModule",
+    "__version__",
+    "dct_basis_7x7",
+    "frozen_bn_stats",
+    "insert_dam",
+    "warmup_cosine_schedule",
+]
+# __all__ and the TYPE_CHECKING imports below repeat _EXPORTS (for linters, type checkers and
+# IDEs); tests/test_package.py checks that the three lists agree.
 
 if TYPE_CHECKING:
     from hdf_lightning.data import (
