@@ -41,7 +41,8 @@ def sam_step(net, sam, loss_fn, x, y, dtype, scaler):  # type: ignore[no-untyped
         with frozen_bn_stats(net), torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
             logits2, feat2 = net(x)
             second = loss_fn(logits2, feat2, y, weighted=True, grad_norm=g)
-        (scaler.scale(second.loss) if scaler else second.loss).backward()
+            # backward inside: leaving the block copies the BatchNorm buffers back in place
+            (scaler.scale(second.loss) if scaler else second.loss).backward()
         sam.restore()
     if scaler:
         scaler.step(sam.base_optimizer)

@@ -16,6 +16,7 @@ from hdf_lightning.data.datasets import (
     read_csv_split,
     read_dfew_split,
     read_ferv39k_split,
+    scan_index,
     scan_records,
 )
 from hdf_lightning.data.errors import (
@@ -289,3 +290,48 @@ def test_scan_records_drops_missing_and_empty(tmp_path: Path) -> None:
     assert [type(e) for e in bad] == [EmptyClipError, MissingClipError]
     with pytest.raises(EmptyClipError, match="clip e "):
         scan_records(records, skip_bad=False)
+
+
+def test_frame_folders_are_listed_once(
+    dfew_tree: DFEWTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hdf_lightning.data import datasets
+
+    calls: list[Path] = []
+    original = datasets.list_frames
+
+    def counting(folder: Path) -> list[Path]:
+        calls.append(Path(folder))
+        return original(folder)
+
+    monkeypatch.setattr(datasets, "list_frames", counting)
+    records = read_dfew_split(dfew_tree.root, 1, "train")[:3]
+    good, index, bad = scan_index(records, skip_bad=False)
+    assert len(calls) == 3 and good == records and not bad
+    dataset = _dataset(good, index=index)
+    first = [dataset[i]["video"] for i in range(3)] + [dataset[(0, 1)]["video"]]
+    assert len(calls) == 3  # items reuse the index
+    listed = _dataset(good)  # no index given: listed once at construction
+    assert len(calls) == 6
+    assert all(torch.equal(listed[i]["video"], first[i]) for i in range(3))
+    assert len(calls) == 6
+    assert listed.frames_of(0) == index[0]
+
+
+def test_device_decode_items_hold_jpeg_bytes(dfew_tree: DFEWTree) -> None:
+    from hdf_lightning.data.datasets import collate_clips
+    from hdf_lightning.data.transforms import decode_jpeg_clips
+
+    records = read_dfew_split(dfew_tree.root, 1, "train")[:2]
+    decoded = _dataset(records, train=True)
+    raw = _dataset(records, train=True, decode_on="device")
+    item = raw[0]
+    assert "video" not in item and len(item["jpeg"]) == 4 and item["jpeg"][0].dtype == torch.uint8
+    batch = collate_clips([raw[0], raw[1]])
+    assert batch["label"].tolist() == [0, 1] and len(batch["jpeg"]) == 2
+    video = decode_jpeg_clips(batch["jpeg"], 16, "cpu")
+    assert video.shape == (2, 3, 4, 16, 16)
+    reference = torch.stack([decoded[0]["video"], decoded[1]["video"]])
+    assert (video.float() - reference.float()).abs().max() <= 3  # same frames, same decoder family
+    with pytest.raises(ValueError, match="decode_on"):
+        _dataset(records, decode_on="gpu")

@@ -63,7 +63,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
             f"--trainer.default_root_dir={tmp / 'run'}",
             "--trainer.logger=false",
             "--trainer.enable_progress_bar=false",
-            "--model.save_plots=false",
+            "--figures.enabled=false",
         ]
     )
     return tmp / "run" / "checkpoints" / "last.ckpt"

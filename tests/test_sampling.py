@@ -189,10 +189,10 @@ def test_sample_indices_dispatches() -> None:
     ("call", "match"),
     [
         (lambda: sample_indices("uniform", 10, 4, train=False), r"dense.*m3dfel.*segment"),
-        (lambda: sample_indices("segment", 0, 4, train=False), "num_frames=0"),
+        (lambda: sample_indices("segment", 0, 4, train=False), "source_len=0"),
         (lambda: segment_indices(0, 16, train=True), "at least 1 frame"),
-        (lambda: dense_indices(-3, 16, train=False), "num_frames=-3"),
-        (lambda: m3dfel_indices(0, 16), "num_frames=0"),
+        (lambda: dense_indices(-3, 16, train=False), "source_len=-3"),
+        (lambda: m3dfel_indices(0, 16), "source_len=0"),
         (lambda: segment_indices(10, 0, train=False), "clip_len"),
         (lambda: dense_indices(10, 4, stride=0, train=False), "stride"),
         (lambda: multi_view_indices(10, 4, views=0), "views"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,8 +15,10 @@ from hdf_lightning.data.transforms import (
     ClipAugment,
     ClipEval,
     color_jitter,
+    color_jitter_uint8,
     crop_resize_flip,
     crop_resize_flip_uint8,
+    decode_jpeg_clips,
     planar_uint8,
     random_resized_crop_params,
     to_float_clip,
@@ -295,54 +298,120 @@ def test_planar_uint8_copies_only_when_needed() -> None:
     assert out.is_contiguous() and torch.equal(out, clip)
 
 
-def test_augment_uint8_draws_like_a_batch_of_one() -> None:
+def test_augment_clip_draws_like_a_batch_of_one() -> None:
     aug = ClipAugment(size=8, jitter=0.4, hue=0.2)
     clip = _clip(1, 3, 30, 40)[0]
     params = aug.sample_params(1, 30, 40, _gen(11))
-    assert torch.equal(aug.augment_uint8(clip, _gen(11)), aug.apply_params_uint8(clip, params))
+    assert torch.equal(aug.augment_clip(clip, _gen(11)), aug._apply_clip(clip, params))
 
 
-def test_augment_uint8_is_close_to_the_batched_path_with_the_same_draws() -> None:
+def test_augment_clip_is_close_to_the_batched_path_with_the_same_draws() -> None:
     # upscaling crops: no antialiasing either way; the two differ only at the crop's border
     # (grid_sample reads the pixels outside the box, interpolate clamps) and by rounding
     clip = _smooth_clip(4, 48, 48)
     for seed in range(8):
         kwargs = {"size": 32, "scale": (0.2, 0.4), "jitter": 0.4}
         aug = ClipAugment(**kwargs)
-        loader = aug.augment_uint8(_interleaved(clip), _gen(seed)).float() / 255
+        loader = aug.augment_clip(_interleaved(clip), _gen(seed)).float() / 255
         batched = aug(clip.unsqueeze(0), generator=_gen(seed))[0]
         inner = (loader - batched)[..., 2:-2, 2:-2].abs()
         assert inner.max() <= 3 / 255, seed
 
 
-def test_augment_uint8_jitter_is_color_jitter_rounded() -> None:
+def _torchvision_jitter(clip: torch.Tensor, b: float, c: float, s: float, h: float | None):
+    """torchvision's float functional jitter, frame by frame, on ``clip / 255`` -> [0, 255]."""
+    frames = clip.permute(1, 0, 2, 3).float() / 255  # (T, 3, H, W)
+    out = []
+    for frame in frames:
+        frame = TF.adjust_brightness(frame, b)
+        frame = TF.adjust_contrast(frame, c)
+        frame = TF.adjust_saturation(frame, s)
+        if h is not None:
+            frame = TF.adjust_hue(frame, h)
+        out.append(frame)
+    return torch.stack(out, dim=1) * 255
+
+
+@pytest.mark.parametrize("hue", [False, True])
+def test_color_jitter_uint8_within_one_grey_level_of_torchvision(hue: bool) -> None:
+    g = torch.Generator().manual_seed(5)
+    for trial in range(12):
+        clip = torch.randint(0, 256, (3, 3, 9, 11), generator=g, dtype=torch.uint8)
+        if trial % 3 == 1:  # low-contrast, mid-grey clips: the contrast mean matters
+            clip = (clip // 5 + 90).to(torch.uint8)
+        if trial % 3 == 2:  # bright clips: brightness > 1 saturates many pixels
+            clip = (clip // 3 + 170).to(torch.uint8)
+        b, c, s = (0.6 + 0.8 * torch.rand(3, generator=g)).tolist()
+        h = (0.8 * torch.rand(1, generator=g).item() - 0.4) if hue else None
+        out = color_jitter_uint8(clip, b, c, s, h)
+        ref = _torchvision_jitter(clip, b, c, s, h)
+        assert out.dtype == torch.uint8 and out.is_contiguous() and out.shape == clip.shape
+        assert (out.float() - ref).abs().max() <= 1.0, (trial, b, c, s, h)
+        assert not torch.equal(out, clip)
+
+
+def test_color_jitter_uint8_brightness_and_contrast_only_is_one_rounding() -> None:
+    clip = _clip(1, 2, 7, 7)[0]
+    out = color_jitter_uint8(clip, 1.3, 0.7, 1.0, None)
+    ref = _torchvision_jitter(clip, 1.3, 0.7, 1.0, None)
+    assert (out.float() - ref).abs().max() <= 0.5 + 1e-3
+    assert torch.equal(color_jitter_uint8(clip, 1.0, 1.0, 1.0, None), clip)
+
+
+def test_augment_clip_jitter_matches_torchvision() -> None:
     clip = _clip(1, 3, 10, 10)[0]
-    aug = ClipAugment(size=10, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0.0, jitter=0.4)
+    aug = ClipAugment(size=10, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0.0, jitter=0.4, hue=0.4)
     params = aug.sample_params(1, 10, 10, _gen(4))
-    out = aug.apply_params_uint8(_interleaved(clip), params)
-    ref = color_jitter(
-        clip.unsqueeze(0).float() / 255, params.brightness, params.contrast, params.saturation
-    )[0]
+    out = aug._apply_clip(_interleaved(clip), params)
+    assert params.hue is not None
+    ref = _torchvision_jitter(
+        clip,
+        float(params.brightness[0]),
+        float(params.contrast[0]),
+        float(params.saturation[0]),
+        float(params.hue[0]),
+    )
     assert out.is_contiguous() and out.dtype == torch.uint8
-    assert torch.equal(out, (ref * 255).round().to(torch.uint8))
+    assert (out.float() - ref).abs().max() <= 1.0
     assert not torch.equal(out, clip)  # the factors are not all 1
 
 
-def test_augment_uint8_same_params_for_all_frames_and_reproducible() -> None:
+def test_decode_jpeg_clips_on_cpu_matches_the_loader(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    from hdf_lightning.data.video import load_frames, read_frame_bytes
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for t in range(3):
+        path = tmp_path / f"{t}.jpg"
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    jpeg = [read_frame_bytes(paths), read_frame_bytes(paths[::-1])]
+    out = decode_jpeg_clips(jpeg, 16, "cpu")
+    assert out.shape == (2, 3, 3, 16, 16) and out.dtype == torch.uint8
+    # libjpeg-turbo either way; IDCT and upsampling settings may differ by a grey level or two
+    assert (out[0].float() - load_frames(paths).float()).abs().max() <= 3
+    assert torch.equal(out[1], out[0].flip(1))
+    small = decode_jpeg_clips(jpeg, 8, "cpu")
+    assert small.shape == (2, 3, 3, 8, 8)
+
+
+def test_augment_clip_same_params_for_all_frames_and_reproducible() -> None:
     static = _static_clip(1, 5, 24, 20)[0]
     aug = ClipAugment(size=12, jitter=0.4, hue=0.1)
-    out = aug.augment_uint8(_interleaved(static), _gen(1))
+    out = aug.augment_clip(_interleaved(static), _gen(1))
     assert out.shape == (3, 5, 12, 12) and out.dtype == torch.uint8
     for t in range(1, 5):
         assert torch.equal(out[:, t], out[:, 0])
-    assert torch.equal(aug.augment_uint8(static, _gen(1)), out)
-    assert not torch.equal(aug.augment_uint8(static, _gen(2)), out)
+    assert torch.equal(aug.augment_clip(static, _gen(1)), out)
+    assert not torch.equal(aug.augment_clip(static, _gen(2)), out)
 
 
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda: ClipAugment(size=8).augment_uint8(torch.zeros(3, 2, 8, 8)), "uint8"),
+        (lambda: ClipAugment(size=8).augment_clip(torch.zeros(3, 2, 8, 8)), "uint8"),
         (
             lambda: crop_resize_flip_uint8(
                 torch.zeros(3, 2, 8, 8, dtype=torch.uint8), (4, 4, 5, 2), False, 4

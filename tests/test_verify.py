@@ -6,6 +6,9 @@ import shutil
 import statistics
 from pathlib import Path
 
+import pytest
+import torch
+
 from conftest import DFEWTree
 from hdf_lightning.data import DFEWDataModule
 from hdf_lightning.data.datasets import ClipRecord
@@ -74,3 +77,65 @@ def test_verify_records_of_videos(tmp_path: Path, video_writer) -> None:
     split = report.splits["all"]
     assert (split.frames_min, split.num_short, split.class_counts) == (7, 1, [1, 1])
     assert len(split.unreadable) == 1 and "w.mp4" in split.unreadable[0]
+
+
+def test_video_with_more_packets_than_frames_passes_verify_and_loads(tmp_path: Path) -> None:
+    """verify reports the decodable frames, and loading never asks for more."""
+    import numpy as np
+
+    from hdf_lightning.data.datasets import ClipDataset
+    from hdf_lightning.data.video import video_num_frames, write_video
+    from test_video import append_undecodable_packets
+
+    rng = np.random.default_rng(0)
+    clean = tmp_path / "clean.mp4"
+    write_video(clean, rng.integers(0, 256, (6, 16, 16, 3), dtype=np.uint8))
+    video = tmp_path / "padded.mp4"
+    append_undecodable_packets(clean, video, 3)
+    assert video_num_frames(video) == 9
+    report = verify_records(
+        {"train": [ClipRecord(video, 0, "padded", "video")]},
+        class_names=["a"],
+        clip_len=8,
+        decode=True,
+    )
+    assert report.ok and report.splits["train"].frames_max == 6
+    # Loading: the sampler sees 9 frames (packets) and asks for indices up to 8.
+    dataset = ClipDataset(
+        [ClipRecord(video, 0, "padded", "video")], num_frames=9, load_size=16, train=False
+    )
+    clip = dataset[0]["video"]
+    assert clip.shape == (3, 9, 16, 16)
+    assert torch.equal(clip[:, 8], clip[:, 5])
+
+
+@pytest.mark.slow
+def test_hdf_data_verify_counts_decodable_video_frames(tmp_path: Path) -> None:
+    import numpy as np
+
+    from cli_utils import run_hdf
+    from hdf_lightning.data.video import write_video
+    from test_video import append_undecodable_packets
+
+    clean = tmp_path / "clean.mp4"
+    write_video(clean, np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8))
+    append_undecodable_packets(clean, tmp_path / "padded.mp4", 3)
+    csv = tmp_path / "split.csv"
+    csv.write_text("path,label\npadded.mp4,a\n")
+    result = run_hdf(
+        [
+            "data",
+            "verify",
+            "--data=hdf_lightning.data.VideoCSVDataModule",
+            f"--data.train_csv={csv}",
+            f"--data.test_csv={csv}",
+            "--data.classes=[a, b]",
+            "--data.num_frames=8",
+            "--data.num_workers=0",
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout and "NOT OK" not in result.stdout
+    row = next(line for line in result.stdout.splitlines() if "train" in line)
+    assert " 6 " in row and " 9 " not in row  # frames min / median / max: decodable

@@ -185,9 +185,13 @@ def test_jpeg_draft_is_requested_at_the_output_size(
         return result
 
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    turbo = load_frames([path], size=112)
+    assert requested == []  # libjpeg-turbo (simplejpeg) decoded it, at half DCT scale
+    monkeypatch.setattr(video, "simplejpeg", None)  # the PIL fallback drafts the same way
     clip = load_frames([path], size=112)
     assert requested == [("RGB", (112, 112))]
     assert clip.shape == (3, 1, 112, 112)
+    assert torch.equal(clip, turbo)
 
 
 def test_truncated_jpeg_raises_value_error_naming_it(
@@ -279,13 +283,68 @@ def test_decode_video_converts_only_requested_frames(
     assert clip.shape == (3, 3, 16, 16)
 
 
-def test_decode_video_index_out_of_range_names_file(tmp_path: Path) -> None:
+def test_decode_video_clamps_indices_past_the_last_frame(tmp_path: Path) -> None:
     path = tmp_path / "short.mp4"
     write_video(path, np.stack([_solid(c, 16, 16) for c in COLOURS[:3]]))
-    with pytest.raises(ValueError, match=r"short\.mp4.*3 decodable frames"):
-        decode_video(path, [0, 3])
+    clip = decode_video(path, [0, 3, 9])
+    assert clip.shape == (3, 3, 16, 16)
+    assert torch.equal(clip[:, 1], decode_video(path, [2])[:, 0])
+    assert torch.equal(clip[:, 2], clip[:, 1])
     with pytest.raises(ValueError, match="non-negative"):
         decode_video(path, [-1])
+
+
+def append_undecodable_packets(src: Path, dst: Path, extra: int) -> None:
+    """Copy ``src`` (H.264 mp4) to ``dst`` with ``extra`` corrupt packets after the last frame:
+    the container then holds more packets than decodable frames."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream = inp.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        last = None
+        for packet in inp.demux(stream):
+            if packet.size == 0:
+                continue
+            packet.stream = copy
+            out.mux(packet)
+            last = packet
+        assert last is not None and last.pts is not None and last.dts is not None
+        step = last.duration or 1
+        for k in range(1, extra + 1):
+            junk = av.Packet(bytes(64))
+            junk.pts, junk.dts = last.pts + k * step, last.dts + k * step
+            junk.duration, junk.time_base, junk.stream = step, last.time_base, copy
+            out.mux(junk)
+
+
+def test_video_with_more_packets_than_decodable_frames(tmp_path: Path) -> None:
+    clean = tmp_path / "clean.mp4"
+    write_video(clean, np.stack([_solid(COLOURS[i % 3], 16, 16) for i in range(6)]))
+    path = tmp_path / "padded.mp4"
+    append_undecodable_packets(clean, path, 3)
+    assert video_num_frames(path) == 9  # what the container says
+    frames = decode_video(path, None)
+    assert frames.shape[1] == 6  # what decodes
+    clip = decode_video(path, [0, 5, 6, 8])  # indices from the packet count still load
+    assert torch.equal(clip[:, 2], frames[:, 5]) and torch.equal(clip[:, 3], frames[:, 5])
+
+
+def test_jpeg_frames_decode_as_pil_draft(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "f.jpg"
+    Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(path, quality=90)
+    with Image.open(path) as img:
+        img.draft("RGB", (20, 20))
+        draft = np.asarray(img.convert("RGB"))
+    assert draft.shape == (24, 20, 3)
+    out = load_frames([path], size=None)
+    with Image.open(path) as img:
+        assert torch.equal(
+            out[:, 0], torch.from_numpy(np.asarray(img.convert("RGB"))).permute(2, 0, 1)
+        )
+    half = video._decode_image(path, 20, None)
+    assert np.array_equal(half, draft)  # libjpeg-turbo's DCT scaling, as PIL's draft
 
 
 def test_unreadable_video_raises_value_error_naming_it(tmp_path: Path) -> None:

@@ -23,11 +23,11 @@ import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from hdf_lightning.data.classes import FERV39K_CLASS_MAP, class_index
 from hdf_lightning.data.errors import (
@@ -45,6 +45,7 @@ from hdf_lightning.data.video import (
     is_video,
     list_frames,
     load_frames,
+    read_frame_bytes,
     video_num_frames,
 )
 
@@ -403,31 +404,40 @@ def clip_num_frames(record: ClipRecord) -> int:
     return clip_frames(record)[0]
 
 
-def scan_records(
+def scan_index(
     records: Sequence[ClipRecord], *, skip_bad: bool
-) -> tuple[list[ClipRecord], list[int], list[DatasetError]]:
-    """Check that every clip exists and has frames, without decoding them.
+) -> tuple[list[ClipRecord], list[tuple[int, list[Path]]], list[DatasetError]]:
+    """List every clip once, without decoding: its frame count and sorted frame files.
 
     Args:
         records: clips to check.
         skip_bad: drop bad clips (returned in the third element) instead of raising.
 
     Returns:
-        ``(good records, their frame counts, errors of the dropped clips)``.
+        ``(good records, their (frame count, frame files) as clip_frames returns them, errors
+        of the dropped clips)``; pass the second element to ``ClipDataset(index=...)``.
     """
     good: list[ClipRecord] = []
-    counts: list[int] = []
+    index: list[tuple[int, list[Path]]] = []
     bad: list[DatasetError] = []
     for record in records:
         try:
-            counts.append(clip_num_frames(record))
+            index.append(clip_frames(record))
         except DatasetError as err:
             if not skip_bad:
                 raise
             bad.append(err)
             continue
         good.append(record)
-    return good, counts, bad
+    return good, index, bad
+
+
+def scan_records(
+    records: Sequence[ClipRecord], *, skip_bad: bool
+) -> tuple[list[ClipRecord], list[int], list[DatasetError]]:
+    """:func:`scan_index` with frame counts only: ``(good records, counts, errors)``."""
+    good, index, bad = scan_index(records, skip_bad=skip_bad)
+    return good, [n for n, _ in index], bad
 
 
 def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
@@ -436,12 +446,30 @@ def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-class ClipItem(TypedDict):
-    """One dataset item: ``video`` uint8 (3, T, L, L) or (V, 3, T, L, L), label, split row."""
+class ClipItem(TypedDict, total=False):
+    """One dataset item: ``video`` uint8 (3, T, L, L) or (V, 3, T, L, L) (or, with
+    ``decode_on="device"``, ``jpeg``: T byte tensors), label, split row."""
 
     video: torch.Tensor
+    jpeg: list[torch.Tensor]
     label: int
     index: int
+
+
+def collate_clips(items: Sequence[ClipItem]) -> dict[str, Any]:
+    """``default_collate``, except that ``jpeg`` (variable-length byte tensors) stays a list of
+    B lists of T tensors, for :func:`~hdf_lightning.data.transforms.decode_jpeg_clips`.
+
+    A batch mixing JPEG-bytes items and decoded items (videos under ``decode_on="device"``) is
+    not supported: use frame folders, or ``decode_on="loader"``, for videos.
+    """
+    if items and "jpeg" in items[0]:
+        if any("jpeg" not in item for item in items):
+            raise ValueError("a batch mixes JPEG-bytes items and decoded clips")
+        rest = default_collate([{k: v for k, v in item.items() if k != "jpeg"} for item in items])
+        rest["jpeg"] = [item["jpeg"] for item in items]
+        return cast(dict[str, Any], rest)
+    return cast(dict[str, Any], default_collate(list(items)))
 
 
 class ClipDataset(Dataset[ClipItem]):
@@ -470,9 +498,16 @@ class ClipDataset(Dataset[ClipItem]):
         seed: base seed of the per-item generators.
         skip_bad: replace unloadable clips instead of raising.
         transform: per-clip augmentation run in the loader (e.g.
-            :meth:`~hdf_lightning.data.transforms.ClipAugment.augment_uint8`), called as
+            :meth:`~hdf_lightning.data.transforms.ClipAugment.augment_clip`), called as
             ``transform(clip, generator)`` on each uint8 ``(3, T, L, L)`` view with the item's
             generator (after the frame sampler has drawn from it); its output side replaces L.
+        decode_on: ``"loader"`` decodes here; ``"device"`` returns the sampled frames' JPEG
+            bytes (key ``jpeg``) for a batched decode on the GPU
+            (:func:`~hdf_lightning.data.transforms.decode_jpeg_clips`; batch with
+            :func:`collate_clips`). Frame folders only; videos are decoded here either way.
+        index: ``(frame count, sorted frame files)`` of every record, as
+            :func:`clip_frames` returns them (e.g. from :func:`scan_records`); listed here
+            when None. Either way each clip is listed once, not per item.
     """
 
     def __init__(
@@ -487,7 +522,19 @@ class ClipDataset(Dataset[ClipItem]):
         seed: int = 0,
         skip_bad: bool = False,
         transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+        decode_on: Literal["loader", "device"] = "loader",
+        index: Sequence[tuple[int, Sequence[Path]]] | None = None,
     ) -> None:
+        if decode_on not in ("loader", "device"):
+            raise ValueError(f"decode_on must be 'loader' or 'device', got {decode_on!r}")
+        if decode_on == "device" and (transform is not None or views != 1):
+            raise ValueError(
+                "decode_on='device' returns JPEG bytes: it takes no loader transform and one view"
+            )
+        if index is not None and len(index) != len(records):
+            raise ValueError(
+                f"expected one index entry per record, got {len(index)} for {len(records)}"
+            )
         if num_frames < 1 or load_size < 1 or views < 1:
             raise ValueError(
                 f"num_frames, load_size and views must be >= 1, got {num_frames}, {load_size}, "
@@ -504,8 +551,37 @@ class ClipDataset(Dataset[ClipItem]):
         self.seed = seed
         self.skip_bad = skip_bad
         self.transform = transform
+        self.decode_on = decode_on
         self.epoch = 0
         self._skipped = multiprocessing.Value("q", 0)
+        # Frame count and sorted frame names of every clip, listed once here rather than per
+        # item; names are kept joined in one string per clip (compact, and cheap to share with
+        # forked workers). A clip that cannot be listed keeps None and raises when loaded.
+        self._index: list[tuple[int, str] | None] = []
+        for i, record in enumerate(self.records):
+            if index is not None:
+                n, paths = index[i]
+            else:
+                try:
+                    n, paths = clip_frames(record)
+                except DatasetError:
+                    self._index.append(None)
+                    continue
+            self._index.append((n, "\n".join(Path(p).name for p in paths)))
+
+    def frames_of(self, index: int) -> tuple[int, list[Path]]:
+        """Frame count and sorted frame files of clip ``index`` (``[]`` for videos), from the index
+        built at construction.
+
+        Raises:
+            DatasetError: the clip could not be listed (missing, empty, unreadable video).
+        """
+        entry = self._index[index]
+        if entry is None:
+            return clip_frames(self.records[index])  # raises the clip's error
+        n, names = entry
+        folder = self.records[index].path
+        return n, [folder / name for name in names.split("\n")] if names else []
 
     def __len__(self) -> int:
         return len(self.records)
@@ -539,17 +615,20 @@ class ClipDataset(Dataset[ClipItem]):
                     self._skipped.value += 1
                 log.warning("skipping a bad clip: %s", err)
                 continue
+            if isinstance(video, list):
+                return {"jpeg": video, "label": self.records[i].label, "index": i}
             return {"video": video, "label": self.records[i].label, "index": i}
         raise DatasetError(f"none of the {n} clips of the split could be loaded")
 
-    def load(self, index: int, epoch: int = 0) -> torch.Tensor:
-        """Load clip ``index``: uint8 (3, T, L, L), or (V, 3, T, L, L) with views.
+    def load(self, index: int, epoch: int = 0) -> torch.Tensor | list[torch.Tensor]:
+        """Load clip ``index``: uint8 (3, T, L, L), or (V, 3, T, L, L) with views, or with
+        ``decode_on="device"`` the T frames' JPEG bytes (videos are still decoded here).
 
         Raises:
             DatasetError: the clip is missing, empty or cannot be decoded (names the clip).
         """
         record = self.records[index]
-        n, paths = clip_frames(record)
+        n, paths = self.frames_of(index)
         generator = item_generator(self.seed, epoch, index)
         if self.views > 1 and self.sampler in MULTI_VIEW_MODES:
             groups = multi_view_indices(
@@ -565,6 +644,8 @@ class ClipDataset(Dataset[ClipItem]):
         # A transform gets the decoded frame-major layout it works in; otherwise copy to planar.
         planar = self.transform is None
         try:
+            if self.decode_on == "device" and record.kind == "frames":
+                return read_frame_bytes([paths[i] for i in groups[0]])
             if record.kind == "frames":
                 clips = [
                     load_frames([paths[i] for i in g], size=self.load_size, planar=planar)
@@ -588,9 +669,11 @@ __all__ = [
     "ClipRecord",
     "clip_frames",
     "clip_num_frames",
+    "collate_clips",
     "item_generator",
     "read_csv_split",
     "read_dfew_split",
     "read_ferv39k_split",
+    "scan_index",
     "scan_records",
 ]

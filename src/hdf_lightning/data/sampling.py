@@ -1,8 +1,12 @@
-"""Clip sampling: which frame indices of a clip of ``num_frames`` frames make a ``clip_len`` clip.
+"""Clip sampling: which frame indices of a clip of ``source_len`` frames make a ``clip_len`` clip.
+
+Naming: ``source_len`` (``N``) is the number of frames the source clip *has* (frame files or
+decodable video frames); ``clip_len`` (``K``) the number of frames *sampled* from it, which the
+DataModules and models call ``num_frames``.
 
 Pure, stateless functions of (number of frames, clip length, mode, generator), in the style of
 pytorchvideo's ``clip_sampling`` and mmaction2's ``SampleFrames``. Every function returns a plain
-``list[int]`` of length ``clip_len`` with values in ``[0, num_frames)``.
+``list[int]`` of length ``clip_len`` with values in ``[0, source_len)``.
 
 Randomness comes from ``generator`` when one is given, else from torch's global generator (which a
 ``DataLoader`` seeds differently in every worker, so no extra worker seeding is needed).
@@ -34,7 +38,7 @@ class ClipSampler(Protocol):
 
     def __call__(
         self,
-        num_frames: int,
+        source_len: int,
         clip_len: int,
         *,
         train: bool,
@@ -42,21 +46,21 @@ class ClipSampler(Protocol):
     ) -> list[int]: ...
 
 
-def _check_lengths(num_frames: int, clip_len: int) -> None:
-    if num_frames < 1:
-        raise ValueError(f"expected a clip with at least 1 frame, got num_frames={num_frames}")
+def _check_lengths(source_len: int, clip_len: int) -> None:
+    if source_len < 1:
+        raise ValueError(f"expected a clip with at least 1 frame, got source_len={source_len}")
     if clip_len < 1:
         raise ValueError(f"expected clip_len >= 1, got clip_len={clip_len}")
 
 
-def _pad_short(num_frames: int, clip_len: int) -> list[int]:
+def _pad_short(source_len: int, clip_len: int) -> list[int]:
     """All frames in order, then the last frame repeated up to ``clip_len`` (for N < K)."""
-    return list(range(num_frames)) + [num_frames - 1] * (clip_len - num_frames)
+    return list(range(source_len)) + [source_len - 1] * (clip_len - source_len)
 
 
-def _segment_bounds(num_frames: int, clip_len: int) -> tuple[list[int], list[int]]:
+def _segment_bounds(source_len: int, clip_len: int) -> tuple[list[int], list[int]]:
     """Start and length of each of the ``clip_len`` segments (lengths >= 1 when N >= K)."""
-    bounds = [(num_frames * i) // clip_len for i in range(clip_len + 1)]
+    bounds = [(source_len * i) // clip_len for i in range(clip_len + 1)]
     starts = bounds[:-1]
     lengths = [bounds[i + 1] - bounds[i] for i in range(clip_len)]
     return starts, lengths
@@ -69,7 +73,7 @@ def _uniform_ints(highs: list[int], generator: torch.Generator | None) -> list[i
 
 
 def segment_indices(
-    num_frames: int,
+    source_len: int,
     clip_len: int,
     *,
     train: bool,
@@ -83,7 +87,7 @@ def segment_indices(
     in order, followed by the last frame repeated (the same in training and evaluation).
 
     Args:
-        num_frames: Number of frames ``N`` in the clip (>= 1).
+        source_len: Number of frames ``N`` in the clip (>= 1).
         clip_len: Number of indices ``K`` to return (>= 1).
         train: Random in-segment frame when True, segment centre when False.
         generator: Optional generator for the training draw.
@@ -94,16 +98,16 @@ def segment_indices(
     Example:
         ``segment_indices(32, 16, train=False) == [1, 3, 5, ..., 31]``.
     """
-    _check_lengths(num_frames, clip_len)
-    if num_frames < clip_len:
-        return _pad_short(num_frames, clip_len)
-    starts, lengths = _segment_bounds(num_frames, clip_len)
+    _check_lengths(source_len, clip_len)
+    if source_len < clip_len:
+        return _pad_short(source_len, clip_len)
+    starts, lengths = _segment_bounds(source_len, clip_len)
     offsets = _uniform_ints(lengths, generator) if train else [n // 2 for n in lengths]
     return [s + o for s, o in zip(starts, offsets, strict=True)]
 
 
 def m3dfel_indices(
-    num_frames: int,
+    source_len: int,
     clip_len: int,
     *,
     generator: torch.Generator | None = None,
@@ -123,7 +127,7 @@ def m3dfel_indices(
     * clamps to the last frame, so the end of the clip is over-represented.
 
     Args:
-        num_frames: Number of frames ``N`` in the clip (>= 1).
+        source_len: Number of frames ``N`` in the clip (>= 1).
         clip_len: Number of indices ``K`` to return (>= 1).
         generator: Optional generator for the jitter.
         max_jitter: Exclusive upper bound of the jitter (>= 1); ``None`` means ``clip_len``.
@@ -131,12 +135,12 @@ def m3dfel_indices(
     Returns:
         ``K`` frame indices in ``[0, N)``, not necessarily ordered.
     """
-    _check_lengths(num_frames, clip_len)
+    _check_lengths(source_len, clip_len)
     jitter = clip_len if max_jitter is None else max_jitter
     if jitter < 1:
         raise ValueError(f"expected max_jitter >= 1 (or None for clip_len), got {max_jitter}")
     offsets = _uniform_ints([jitter] * clip_len, generator)
-    return [min((num_frames * i) // clip_len + o, num_frames - 1) for i, o in enumerate(offsets)]
+    return [min((source_len * i) // clip_len + o, source_len - 1) for i, o in enumerate(offsets)]
 
 
 def _dense_span(clip_len: int, stride: int) -> int:
@@ -144,12 +148,12 @@ def _dense_span(clip_len: int, stride: int) -> int:
     return (clip_len - 1) * stride + 1
 
 
-def _dense_from_start(start: int, num_frames: int, clip_len: int, stride: int) -> list[int]:
-    return [min(start + k * stride, num_frames - 1) for k in range(clip_len)]
+def _dense_from_start(start: int, source_len: int, clip_len: int, stride: int) -> list[int]:
+    return [min(start + k * stride, source_len - 1) for k in range(clip_len)]
 
 
 def dense_indices(
-    num_frames: int,
+    source_len: int,
     clip_len: int,
     *,
     stride: int = 2,
@@ -163,7 +167,7 @@ def dense_indices(
     span start at frame 0 and repeat the last frame once the stride runs past the end.
 
     Args:
-        num_frames: Number of frames ``N`` in the clip (>= 1).
+        source_len: Number of frames ``N`` in the clip (>= 1).
         clip_len: Number of indices ``K`` to return (>= 1).
         stride: Step between consecutive indices (>= 1).
         train: Random window start when True, centred window when False.
@@ -172,16 +176,16 @@ def dense_indices(
     Returns:
         ``K`` non-decreasing frame indices in ``[0, N)``.
     """
-    _check_lengths(num_frames, clip_len)
+    _check_lengths(source_len, clip_len)
     if stride < 1:
         raise ValueError(f"expected stride >= 1, got stride={stride}")
-    max_start = max(num_frames - _dense_span(clip_len, stride), 0)
+    max_start = max(source_len - _dense_span(clip_len, stride), 0)
     start = _uniform_ints([max_start + 1], generator)[0] if train else max_start // 2
-    return _dense_from_start(start, num_frames, clip_len, stride)
+    return _dense_from_start(start, source_len, clip_len, stride)
 
 
 def multi_view_indices(
-    num_frames: int,
+    source_len: int,
     clip_len: int,
     *,
     views: int,
@@ -200,7 +204,7 @@ def multi_view_indices(
     Short clips give identical (padded) views.
 
     Args:
-        num_frames: Number of frames ``N`` in the clip (>= 1).
+        source_len: Number of frames ``N`` in the clip (>= 1).
         clip_len: Number of indices ``K`` per view (>= 1).
         views: Number of views ``V`` (>= 1).
         mode: ``"segment"`` or ``"dense"``.
@@ -209,13 +213,13 @@ def multi_view_indices(
     Returns:
         ``V`` lists of ``K`` non-decreasing frame indices in ``[0, N)``.
     """
-    _check_lengths(num_frames, clip_len)
+    _check_lengths(source_len, clip_len)
     if views < 1:
         raise ValueError(f"expected views >= 1, got views={views}")
     if mode == "segment":
-        if num_frames < clip_len:
-            return [_pad_short(num_frames, clip_len) for _ in range(views)]
-        starts, lengths = _segment_bounds(num_frames, clip_len)
+        if source_len < clip_len:
+            return [_pad_short(source_len, clip_len) for _ in range(views)]
+        starts, lengths = _segment_bounds(source_len, clip_len)
         return [
             [s + (n * (2 * v + 1)) // (2 * views) for s, n in zip(starts, lengths, strict=True)]
             for v in range(views)
@@ -223,10 +227,10 @@ def multi_view_indices(
     if mode == "dense":
         if stride < 1:
             raise ValueError(f"expected stride >= 1, got stride={stride}")
-        max_start = max(num_frames - _dense_span(clip_len, stride), 0)
+        max_start = max(source_len - _dense_span(clip_len, stride), 0)
         return [
             _dense_from_start(
-                (max_start * (2 * v + 1)) // (2 * views), num_frames, clip_len, stride
+                (max_start * (2 * v + 1)) // (2 * views), source_len, clip_len, stride
             )
             for v in range(views)
         ]
@@ -234,7 +238,7 @@ def multi_view_indices(
 
 
 def _m3dfel_sampler(
-    num_frames: int,
+    source_len: int,
     clip_len: int,
     *,
     train: bool,
@@ -242,7 +246,7 @@ def _m3dfel_sampler(
 ) -> list[int]:
     """:func:`m3dfel_indices` under the common signature (random in both modes, as M3DFEL)."""
     del train  # M3DFEL jitters at test time as well
-    return m3dfel_indices(num_frames, clip_len, generator=generator)
+    return m3dfel_indices(source_len, clip_len, generator=generator)
 
 
 SAMPLERS: dict[str, ClipSampler] = {
@@ -255,7 +259,7 @@ SAMPLERS: dict[str, ClipSampler] = {
 
 def sample_indices(
     mode: str,
-    num_frames: int,
+    source_len: int,
     clip_len: int,
     *,
     train: bool,
@@ -265,7 +269,7 @@ def sample_indices(
 
     Args:
         mode: ``"segment"`` (default in the configs), ``"m3dfel"`` or ``"dense"`` (stride 2).
-        num_frames: Number of frames ``N`` in the clip (>= 1).
+        source_len: Number of frames ``N`` in the clip (>= 1).
         clip_len: Number of indices ``K`` to return (>= 1).
         train: Training (random) or evaluation sampling.
         generator: Optional generator for the random draws.
@@ -274,11 +278,11 @@ def sample_indices(
         ``K`` frame indices in ``[0, N)``.
 
     Raises:
-        ValueError: unknown ``mode`` (the message lists the valid ones), ``num_frames < 1`` or
+        ValueError: unknown ``mode`` (the message lists the valid ones), ``source_len < 1`` or
             ``clip_len < 1``.
     """
     sampler = SAMPLERS.get(mode)
     if sampler is None:
         raise ValueError(f"unknown sampling mode {mode!r}; expected one of {sorted(SAMPLERS)}")
-    _check_lengths(num_frames, clip_len)
-    return sampler(num_frames, clip_len, train=train, generator=generator)
+    _check_lengths(source_len, clip_len)
+    return sampler(source_len, clip_len, train=train, generator=generator)

@@ -9,22 +9,25 @@ colour jitter 0.4. Two implementations draw them with the same function
   ``on_after_batch_transfer`` (``augment_on="device"``): the loaders only decode ``uint8`` clips
   ``(B, 3, T, H, W)``, and each operation is one kernel over all ``B·T`` frames (no Python loop
   over clips or frames);
-* :meth:`ClipAugment.augment_uint8`, one uint8 clip ``(3, T, H, W)`` in a DataLoader worker
+* :meth:`ClipAugment.augment_clip`, one uint8 clip ``(3, T, H, W)`` in a DataLoader worker
   (``augment_on="loader"``, the DataModules' default): uint8 crop, resize and flip
-  (:func:`crop_resize_flip_uint8`), then the jitter, rounded back to uint8.
+  (:func:`crop_resize_flip_uint8`), then :func:`color_jitter_uint8` (per-frame lookup tables
+  for brightness and contrast, one rounding), uint8 out.
 
 The building blocks are public pure functions (:func:`random_resized_crop_params`,
 :func:`crop_resize_flip`, :func:`color_jitter`, :func:`normalize`, ...); :class:`ClipAugment` and
 :class:`ClipEval` accept both ``(B, 3, T, H, W)`` and ``(3, T, H, W)``.
 
 Input convention: ``uint8`` in [0, 255] or floating point in [0, 1]. Output: floating point in
-[0, 1], then ``(x - mean) / std`` when ``mean``/``std`` are given (``augment_uint8``: uint8).
+[0, 1], then ``(x - mean) / std`` when ``mean``/``std`` are given (``augment_clip``: uint8).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -39,8 +42,10 @@ __all__ = [
     "ClipAugment",
     "ClipEval",
     "color_jitter",
+    "color_jitter_uint8",
     "crop_resize_flip",
     "crop_resize_flip_uint8",
+    "decode_jpeg_clips",
     "normalize",
     "planar_uint8",
     "random_resized_crop_params",
@@ -352,6 +357,116 @@ def color_jitter(
     return out
 
 
+def _hue_shift_(rgb: Tensor, shift: float) -> Tensor:
+    """Rotate the HSV hue of planar RGB ``(3, ...)`` floats in [0, 255] by ``shift`` turns.
+
+    The same maths as torchvision's ``adjust_hue`` on float tensors (HSV round trip), written
+    with the value (max) ``M``, the chroma ``C = M - min`` and the hue in sixths ``H``: channel
+    ``k`` of the result is ``M - C·clamp(min(x, 4 - x), 0, 1)`` with ``x = (n_k + H') mod 6``,
+    ``n = (5, 3, 1)`` for R, G, B. Branch-free (the max channel is picked with ``sign``, the
+    modulo with ``floor``): torch's vectorised arithmetic is several times faster on the CPU
+    than its comparisons and ``where``. Writes into ``rgb`` and returns it.
+    """
+    r, g, b = rgb.unbind(0)
+    maxc = torch.maximum(torch.maximum(r, g), b)
+    chroma = maxc - torch.minimum(torch.minimum(r, g), b)
+    inv = chroma.clamp_min(1e-6).reciprocal_()  # grey pixels: every difference below is 0
+    # Which channel is the max, red first, then green (torchvision's tie order), as 0/1 floats.
+    is_r = torch.sign(maxc - r).neg_().add_(1.0)
+    is_g = torch.sign(maxc - g).neg_().add_(1.0).mul_(1.0 - is_r)
+    is_b = (1.0 - is_r).sub_(is_g)
+    hue = (g - b).mul_(is_r).add_((b - r).mul_(is_g)).add_((r - g).mul_(is_b)).mul_(inv)
+    hue.add_(is_g, alpha=2.0).add_(is_b, alpha=4.0).add_(6.0 * shift)
+    for k, n in enumerate((5.0, 3.0, 1.0)):
+        x = hue + n
+        x.sub_(torch.floor(x * (1.0 / 6.0)), alpha=6.0)  # mod 6
+        x = torch.minimum(x, 4.0 - x).clamp_(0.0, 1.0).mul_(chroma)
+        torch.sub(maxc, x, out=rgb[k])
+    return rgb
+
+
+def color_jitter_uint8(
+    clip: Tensor,
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    hue: float | None = None,
+) -> Tensor:
+    """:func:`color_jitter` of one uint8 clip, uint8 out, without a float pass per step.
+
+    Brightness then contrast are one lookup table per frame (brightness ``min(b·v, 255)``, then
+    ``c·y + (1 - c)·m`` with ``m`` the frame's mean luma after brightness, computed exactly from
+    uint8 sums), so both cost one gather over the clip. Without saturation and hue the table
+    is rounded to uint8 and that gather is the whole jitter; otherwise it gathers float32 values
+    (no rounding in between), the saturation blend and the hue rotation follow in float32, and
+    the result is rounded once. Equal to torchvision's float ``adjust_brightness``,
+    ``adjust_contrast``, ``adjust_saturation``, ``adjust_hue`` (in that order) on ``clip / 255``
+    within one grey level.
+
+    Args:
+        clip: uint8 ``(3, T, H, W)`` (any strides; planar memory is fastest).
+        brightness: Brightness factor (1 = unchanged).
+        contrast: Contrast factor (1 = unchanged).
+        saturation: Saturation factor (1 = unchanged).
+        hue: Hue shift in turns, in [-0.5, 0.5], or None to skip it.
+
+    Returns:
+        uint8 ``(3, T, H, W)``, contiguous.
+    """
+    if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[0] != 3:
+        raise ValueError(
+            f"expected a uint8 clip (3, T, H, W), got {clip.dtype} {tuple(clip.shape)}"
+        )
+    x = planar_uint8(clip).numpy()  # (3, T, H, W)
+    t = x.shape[1]
+    levels = np.arange(256, dtype=np.float64)
+    lut = np.minimum(levels * brightness, 255.0)[None].repeat(t, 0)  # (T, 256)
+    if contrast != 1.0:
+        lut = lut * contrast + (1.0 - contrast) * _mean_luma(x, brightness)[:, None]
+        np.clip(lut, 0.0, 255.0, out=lut)
+    rest = saturation != 1.0 or hue is not None
+    table = lut.astype(np.float32) if rest else np.rint(lut).astype(np.uint8)
+    out = np.empty(x.shape, dtype=table.dtype)
+    for f in range(t):  # one gather per frame
+        np.take(table[f], x[:, f], out=out[:, f])
+    if not rest:
+        return torch.from_numpy(out)
+    y = torch.from_numpy(out)
+    if saturation != 1.0:
+        gray = _gray(y.unsqueeze(0)).squeeze(0)  # (1, T, H, W)
+        y.mul_(saturation).add_(gray.mul_(1.0 - saturation)).clamp_(0.0, 255.0)
+    if hue is not None and hue != 0.0:
+        _hue_shift_(y, hue)
+    # numpy's float -> uint8 cast is several times faster than torch's on the CPU.
+    return torch.from_numpy(np.rint(out, out=out).astype(np.uint8))
+
+
+def _mean_luma(x: np.ndarray, brightness: float) -> np.ndarray:
+    """Mean luma per frame ``(T,)`` of ``min(brightness·x, 255)`` for uint8 ``x (3, T, H, W)``.
+
+    Exact: with ``k = floor(255 / b)``, ``min(b·v, 255)`` is ``b·v`` for ``v <= k`` and 255
+    above, so the sums need only those of ``min(x, k)`` and ``min(x, k + 1)`` (their difference
+    counts the values above ``k``).
+    """
+    t = x.shape[1]
+    flat = torch.from_numpy(x).view(3, t, -1)
+
+    def sums(cap: int | None = None) -> np.ndarray:
+        # torch clamps uint8 faster than numpy; numpy sums uint8 into uint32 faster than torch
+        v = flat if cap is None else flat.clamp_max(cap)
+        return v.numpy().sum(axis=-1, dtype=np.uint32).astype(np.float64)  # (3, T)
+
+    if brightness <= 1.0:
+        total = sums() * brightness
+    else:
+        k = math.floor(255.0 / brightness)
+        low = sums(k)
+        high = sums(k + 1) - low  # how many values exceed k
+        total = brightness * (low - k * high) + 255.0 * high
+    weights = np.asarray(_GRAY_WEIGHTS, dtype=np.float64)[:, None]  # (3, 1)
+    return cast(np.ndarray, (total * weights).sum(axis=0) / flat.shape[-1])
+
+
 @dataclass(frozen=True)
 class AugmentParams:
     """Per-clip random parameters drawn by :meth:`ClipAugment.sample_params` (CPU tensors).
@@ -383,8 +498,13 @@ class ClipAugment(nn.Module):
     1 + jitter]``; hue shift uniform in ``[-hue, hue]``, off by default, see
     :func:`color_jitter`), then optional normalisation.
 
-    :meth:`augment_uint8` applies the same augmentation to one uint8 clip on the CPU, uint8 out,
-    for the DataLoader workers (``augment_on="loader"``).
+    Two entry points, one per place the augmentation can run, with parameters drawn by
+    :meth:`sample_params` either way:
+
+    * :meth:`forward`, the batched path (float out) for the accelerator
+      (``augment_on="device"``);
+    * :meth:`augment_clip`, the per-clip path (uint8 in and out) for the DataLoader workers
+      (``augment_on="loader"``).
 
     Args:
         size: Output side ``S``.
@@ -392,14 +512,15 @@ class ClipAugment(nn.Module):
         ratio: Range of the crop aspect ratio ``w / h``.
         flip_p: Probability of a left-right flip per clip.
         jitter: Strength of the brightness, contrast and saturation jitter (0 disables it).
-        hue: Strength of the hue jitter in [0, 0.5] (0 disables it; M3DFEL uses 0.4 with PIL).
+        hue: Strength of the hue jitter in [0, 0.5] (0 disables it; the paper recipe, M3DFEL's
+            ``ColorJitter(0.4)``, uses 0.4: ``configs/dfew.yaml`` and ``ferv39k.yaml`` set it).
         mean: Per-channel mean for normalisation (e.g. :data:`KINETICS_MEAN`), or None.
         std: Per-channel std for normalisation (e.g. :data:`KINETICS_STD`), or None.
 
     Shape:
         ``forward``: ``(B, 3, T, H, W)`` or ``(3, T, H, W)`` uint8 [0, 255] or float [0, 1]
         -> float ``(B, 3, T, S, S)`` (resp. ``(3, T, S, S)``) in [0, 1] before normalisation.
-        ``augment_uint8``: uint8 ``(3, T, H, W)`` -> uint8 ``(3, T, S, S)``.
+        ``augment_clip``: uint8 ``(3, T, H, W)`` -> uint8 ``(3, T, S, S)``.
     """
 
     mean: Tensor | None
@@ -445,7 +566,7 @@ class ClipAugment(nn.Module):
     ) -> AugmentParams:
         """Draw the per-clip parameters for ``batch`` clips of ``height × width`` frames.
 
-        :meth:`forward` (batched, on the device) and :meth:`augment_uint8` (one clip, in a
+        :meth:`forward` (batched, on the device) and :meth:`augment_clip` (one clip, in a
         DataLoader worker) both draw here, so their parameters follow one distribution.
         """
         boxes = random_resized_crop_params(
@@ -464,40 +585,26 @@ class ClipAugment(nn.Module):
             hue=hue,
         )
 
-    def apply_params(self, video: Tensor, params: AugmentParams) -> Tensor:
-        """Apply given parameters to clips ``(B, 3, T, H, W)`` (uint8 or float [0, 1]).
-
-        Returns:
-            Float ``(B, 3, T, S, S)``, normalised when ``mean``/``std`` are set.
-        """
-        if video.dtype == torch.uint8:
-            # Sample in [0, 255] and rescale the smaller output: one pass less over the input.
-            out = crop_resize_flip(video.float(), params.boxes, params.flip, self.size)
-            out = out.mul_(1.0 / 255.0)
-        else:
-            out = crop_resize_flip(to_float_clip(video), params.boxes, params.flip, self.size)
-        if self.jitter > 0 or params.hue is not None:
-            out = color_jitter(
-                out, params.brightness, params.contrast, params.saturation, params.hue
-            )
-        if self.mean is not None and self.std is not None:
-            out = normalize(out, self.mean, self.std)
-        return out
-
     def forward(self, video: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Augment a batch ``(B, 3, T, H, W)`` or a single clip ``(3, T, H, W)``."""
+        """The batched path: augment ``(B, 3, T, H, W)`` (or one clip ``(3, T, H, W)``) at once.
+
+        For the accelerator, in a DataModule's ``on_after_batch_transfer``
+        (``augment_on="device"``): one ``grid_sample`` and element-wise kernels over all ``B·T``
+        frames, float out, normalised when ``mean``/``std`` are set.
+        """
         batch, single = _as_batch(video)
         b, _, _, h, w = batch.shape
-        out = self.apply_params(batch, self.sample_params(b, h, w, generator))
+        out = self._apply_batch(batch, self.sample_params(b, h, w, generator))
         return out.squeeze(0) if single else out
 
-    def augment_uint8(self, clip: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Augment one uint8 clip on the CPU, uint8 out: the DataLoader workers' path.
+    def augment_clip(self, clip: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The per-clip path: augment one uint8 clip on the CPU, uint8 out (DataLoader workers).
 
-        The same augmentation as :meth:`forward` with parameters drawn the same way (a batch of
+        The same augmentation as :meth:`forward`, with parameters drawn the same way (a batch of
         one): crop, resize and flip on uint8 (:func:`crop_resize_flip_uint8`, antialiased), then
-        :func:`color_jitter` in float32, rounded back to uint8 (the precision PIL-based loaders
-        keep between steps). No normalisation: that is left to the batch (:class:`ClipEval`).
+        :func:`color_jitter_uint8` (lookup tables, rounded once). No normalisation and no float
+        conversion: the batch leaves the loader as uint8 and the model's device converts it
+        (:class:`ClipEval`).
 
         Args:
             clip: uint8 ``(3, T, H, W)``, fastest with frame-major interleaved memory (as
@@ -512,19 +619,38 @@ class ClipAugment(nn.Module):
                 f"expected a uint8 clip (3, T, H, W), got {clip.dtype} {tuple(clip.shape)}"
             )
         params = self.sample_params(1, clip.shape[-2], clip.shape[-1], generator)
-        return self.apply_params_uint8(clip, params)
+        return self._apply_clip(clip, params)
 
-    def apply_params_uint8(self, clip: Tensor, params: AugmentParams) -> Tensor:
-        """:meth:`augment_uint8` with given parameters (a batch of 1)."""
+    def _apply_batch(self, video: Tensor, params: AugmentParams) -> Tensor:
+        """:meth:`forward` with given parameters: ``(B, 3, T, H, W)`` -> ``(B, 3, T, S, S)``."""
+        if video.dtype == torch.uint8:
+            # Sample in [0, 255] and rescale the smaller output: one pass less over the input.
+            out = crop_resize_flip(video.float(), params.boxes, params.flip, self.size)
+            out = out.mul_(1.0 / 255.0)
+        else:
+            out = crop_resize_flip(to_float_clip(video), params.boxes, params.flip, self.size)
+        if self.jitter > 0 or params.hue is not None:
+            out = color_jitter(
+                out, params.brightness, params.contrast, params.saturation, params.hue
+            )
+        if self.mean is not None and self.std is not None:
+            out = normalize(out, self.mean, self.std)
+        return out
+
+    def _apply_clip(self, clip: Tensor, params: AugmentParams) -> Tensor:
+        """:meth:`augment_clip` with given parameters (a batch of 1)."""
         top, left, height, width = (int(v) for v in params.boxes[0])
         box = (top, left, height, width)
         out = planar_uint8(crop_resize_flip_uint8(clip, box, bool(params.flip[0]), self.size))
         if self.jitter == 0 and params.hue is None:
             return out
-        video = color_jitter(
-            out.unsqueeze(0), params.brightness, params.contrast, params.saturation, params.hue
-        )  # float (1, 3, T, S, S)
-        return video.squeeze(0).mul_(255.0).round_().to(torch.uint8)
+        return color_jitter_uint8(
+            out,
+            float(params.brightness[0]),
+            float(params.contrast[0]),
+            float(params.saturation[0]),
+            None if params.hue is None else float(params.hue[0]),
+        )
 
     def extra_repr(self) -> str:
         return (
@@ -577,6 +703,51 @@ class ClipEval(nn.Module):
 
     def extra_repr(self) -> str:
         return f"size={self.size}, normalize={self.mean is not None}"
+
+
+def decode_jpeg_clips(
+    jpeg: Sequence[Sequence[Tensor]], size: int, device: torch.device | str
+) -> Tensor:
+    """Decode clips of JPEG frames on ``device`` (nvJPEG on CUDA) into one uint8 batch.
+
+    All ``B·T`` frames go to one batched ``torchvision.io.decode_jpeg`` call; frames that are
+    not ``size × size`` are resized there (bilinear, antialiased, in float, rounded back).
+
+    Args:
+        jpeg: ``B`` clips of ``T`` 1-D uint8 CPU tensors of file bytes (as
+            :func:`~hdf_lightning.data.video.read_frame_bytes` returns and
+            :func:`~hdf_lightning.data.datasets.collate_clips` batches).
+        size: Output side ``S``.
+        device: Where to decode (``"cuda"``; ``"cpu"`` works too, for tests).
+
+    Returns:
+        uint8 ``(B, 3, T, S, S)`` on ``device``.
+    """
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    if not jpeg or any(len(clip) != len(jpeg[0]) for clip in jpeg) or not jpeg[0]:
+        raise ValueError("expected B >= 1 clips with the same number T >= 1 of frames")
+    b, t = len(jpeg), len(jpeg[0])
+    flat = [frame for clip in jpeg for frame in clip]
+    frames = decode_jpeg(flat, mode=ImageReadMode.RGB, device=torch.device(device))
+    out = []
+    for frame in frames:  # (3, H, W) each
+        if frame.shape[-2:] != (size, size):
+            frame = (
+                F.interpolate(
+                    frame.unsqueeze(0).float(),
+                    size=(size, size),
+                    mode="bilinear",
+                    align_corners=False,
+                    antialias=True,
+                )
+                .squeeze(0)
+                .round_()
+                .clamp_(0, 255)
+                .to(torch.uint8)
+            )
+        out.append(frame)
+    return rearrange(torch.stack(out), "(b t) c h w -> b c t h w", b=b, t=t)
 
 
 # ---------------------------------------------------------------- one clip, in the loader

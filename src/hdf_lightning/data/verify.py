@@ -108,14 +108,21 @@ def _classify(report: SplitReport, err: DatasetError) -> None:
         report.unreadable.append(str(err))
 
 
-def _decode_all(record: ClipRecord, paths: Sequence[Any]) -> None:
-    """Decode every frame of a clip; raise a DatasetError naming the clip and file at fault."""
+def _decode_all(record: ClipRecord, paths: Sequence[Any]) -> int:
+    """Decode every frame of a clip and return how many decode (what the loader can use).
+
+    A video's decodable frames can be fewer than its packets (what counting alone reports);
+    the loader clamps its indices to the decodable ones, so this is the count to report.
+
+    Raises:
+        DatasetError: a frame or the video does not decode (names the clip and file at fault).
+    """
     try:
         if record.kind == "frames":
             for start in range(0, len(paths), _DECODE_CHUNK):
                 load_frames(paths[start : start + _DECODE_CHUNK], size=_DECODE_SIZE)
-        else:
-            decode_video(record.path, None, size=_DECODE_SIZE)
+            return len(paths)
+        return int(decode_video(record.path, None, size=_DECODE_SIZE, planar=False).shape[1])
     except (ValueError, OSError) as err:
         raise _unreadable(record, err) from err
 
@@ -152,7 +159,7 @@ def verify_split(
         try:
             n, paths = clip_frames(record)
             if decode:
-                _decode_all(record, paths)
+                n = _decode_all(record, paths)
         except DatasetError as err:
             _classify(report, err)
             continue

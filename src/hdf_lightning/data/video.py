@@ -24,6 +24,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile
 
+try:  # libjpeg-turbo without PIL's Python-side header parsing; PIL is the fallback
+    import simplejpeg
+except ImportError:  # pragma: no cover - simplejpeg is a dependency; kept optional for safety
+    simplejpeg = None
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
@@ -32,6 +37,7 @@ __all__ = [
     "list_frames",
     "load_frames",
     "natural_sort_key",
+    "read_frame_bytes",
     "video_num_frames",
     "write_video",
 ]
@@ -113,10 +119,44 @@ def _truncated_images_are_errors() -> Iterator[None]:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
+_JPEG_MAGIC = b"\xff\xd8"
+
+
+def _decode_jpeg_turbo(path: Path, draft_size: int | None) -> np.ndarray | None:
+    """A JPEG frame decoded by libjpeg-turbo (simplejpeg), or None to let PIL decode it.
+
+    With ``draft_size`` the DCT scale is the smallest of 1, 1/2, 1/4, 1/8 that keeps both sides
+    at least ``draft_size`` (what ``Image.draft`` picks, with identical pixels). Returns None for
+    files that are not JPEGs and for JPEGs that libjpeg-turbo rejects (PIL then decodes them or
+    raises its error, which names the problem).
+    """
+    if simplejpeg is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"frame file not found: {path}") from err
+    if not data.startswith(_JPEG_MAGIC):
+        return None
+    size = draft_size or 0
+    try:
+        return cast(
+            np.ndarray, simplejpeg.decode_jpeg(data, "RGB", min_height=size, min_width=size)
+        )
+    except ValueError:
+        return None
+
+
 def _decode_image(
     path: Path, draft_size: int | None, out_size: tuple[int, int] | None
 ) -> np.ndarray:
     """One frame as an ``(H, W, 3)`` uint8 array, resized to ``out_size`` = (W, H) if given."""
+    turbo = _decode_jpeg_turbo(path, draft_size)
+    if turbo is not None:
+        if out_size is None or (turbo.shape[1], turbo.shape[0]) == out_size:
+            return turbo
+        return np.asarray(Image.fromarray(turbo).resize(out_size, Image.Resampling.BILINEAR))
     try:
         with Image.open(path) as img:
             if draft_size is not None:
@@ -140,9 +180,11 @@ def load_frames(
     """Decode frame images into one clip tensor.
 
     Each distinct path is decoded once, even when the sampled indices repeat a frame (short clips,
-    M3DFEL sampling). With ``size`` set, JPEGs are decoded at a reduced DCT scale
-    (``Image.draft``: 224-px frames at ``size=112`` decode at half resolution, about 3× faster)
-    and then resized (PIL bilinear, antialiased) to ``size × size``; the aspect ratio is not kept.
+    M3DFEL sampling). JPEGs are decoded by libjpeg-turbo through ``simplejpeg`` (no PIL header
+    parsing in Python; other formats, and JPEGs it rejects, go through PIL). With ``size`` set,
+    JPEGs are decoded at a reduced DCT scale (as ``Image.draft``, same pixels: 224-px frames at
+    ``size=112`` decode at half resolution, about 3× faster) and then resized (PIL bilinear,
+    antialiased) to ``size × size`` when needed; the aspect ratio is not kept.
 
     Args:
         paths: ``T`` frame files, in the order wanted in the clip (repeats allowed).
@@ -177,6 +219,35 @@ def load_frames(
     decoded = np.stack(arrays)  # (U, H, W, 3), one row per distinct path
     clip = decoded[np.asarray(order)] if len(unique) < len(order) else decoded
     return _channels_first(clip, planar)
+
+
+def read_frame_bytes(paths: Sequence[str | os.PathLike[str]]) -> list[torch.Tensor]:
+    """The encoded bytes of each frame file, for decoding elsewhere (e.g. on the GPU).
+
+    Args:
+        paths: ``T`` frame files (repeats allowed; a repeated path is read once and shared).
+
+    Returns:
+        ``T`` 1-D uint8 tensors holding the files' bytes, in the order of ``paths``.
+
+    Raises:
+        ValueError: no paths.
+        FileNotFoundError: a frame file does not exist.
+    """
+    if len(paths) == 0:
+        raise ValueError("expected at least one frame path, got an empty sequence")
+    cache: dict[Path, torch.Tensor] = {}
+    out = []
+    for p in paths:
+        path = Path(p)
+        if path not in cache:
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError as err:
+                raise FileNotFoundError(f"frame file not found: {path}") from err
+            cache[path] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        out.append(cache[path])
+    return out
 
 
 def _channels_first(frames: np.ndarray, planar: bool) -> torch.Tensor:
@@ -241,6 +312,13 @@ def decode_video(
     codecs); only the requested indices are converted to RGB, and decoding stops at the largest
     requested index. Indices may repeat and come in any order.
 
+    The decodable frames can be fewer than the packets :func:`video_num_frames` counts (packets
+    that decode to no frame, corrupt packets). Packets the decoder rejects are skipped (logged as
+    a warning naming the file; an error only when no frame decodes), and indices past
+    the last decodable frame are clamped to it, so a clip whose packet count overstates its frames
+    still loads; ``decode_video(path, None).shape[1]`` is the number of decodable frames (what
+    ``hdf data verify`` reports).
+
     Args:
         path: Video file.
         indices: ``T`` frame indices (decode order, 0-based), or ``None`` for every frame.
@@ -253,8 +331,8 @@ def decode_video(
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: unreadable file (message names it and the PyAV error), empty or negative
-            indices, or an index past the last decodable frame.
+        ValueError: unreadable file or no decodable frame (message names it and the PyAV error),
+            empty or negative indices.
     """
     video = Path(path)
     if size is not None and size < 1:
@@ -272,28 +350,42 @@ def decode_video(
     count = 0
     with _open_video(video) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        try:
-            for i, frame in enumerate(container.decode(stream)):
-                count = i + 1
+        # Slice threading only: frame threading delays frames, and a corrupt packet then loses
+        # the frames in flight, so the decodable count would depend on the number of cores.
+        stream.thread_type = "SLICE"
+        last_frame: av.VideoFrame | None = None  # the latest frame not converted
+        error: av.FFmpegError | None = None
+        done = False
+        for packet in container.demux(stream):  # ends with an empty packet that flushes
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError as err:  # a corrupt packet: skip it, keep decoding
+                error = err
+                continue
+            for frame in decoded:
+                i = count
+                count += 1
                 if wanted is None or i in wanted:
                     frames[i] = _frame_to_array(frame, size)
+                else:
+                    last_frame = frame
                 if i >= last >= 0:
+                    done = True
                     break
-        except av.FFmpegError as err:
-            raise ValueError(f"cannot decode video {video}: {type(err).__name__}: {err}") from err
-    if count == 0:
-        raise ValueError(f"no decodable frames in {video}")
-    if indices is None:
-        order = sorted(frames)
-    else:
-        missing = sorted(set(indices) - frames.keys())
-        if missing:
-            raise ValueError(
-                f"{video} has only {count} decodable frames; "
-                f"requested indices {missing} are out of range"
+            if done:
+                break
+        if error is not None:
+            if count == 0:
+                raise ValueError(f"cannot decode video {video}: {type(error).__name__}: {error}")
+            log.warning(
+                "%s: skipped undecodable packets: %s: %s", video, type(error).__name__, error
             )
-        order = list(indices)
+        if count == 0:
+            raise ValueError(f"no decodable frames in {video}")
+        if last >= count and count - 1 not in frames and last_frame is not None:
+            frames[count - 1] = _frame_to_array(last_frame, size)
+    # Indices past the last decodable frame take that frame (see above).
+    order = sorted(frames) if indices is None else [min(i, count - 1) for i in indices]
     return _channels_first(np.stack([frames[i] for i in order]), planar)
 
 

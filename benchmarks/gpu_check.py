@@ -1,0 +1,287 @@
+"""One GPU check of the input path and the HDF training step (under 5 minutes on one GPU).
+
+Reports, on a generated tree of 224-px face JPEG clips:
+
+1. loader clips/s with CPU decoding (``augment_on="loader"``: the workers decode with
+   libjpeg-turbo and augment on uint8; the device converts to float) against GPU decoding
+   (``augment_on="device"`` on CUDA: the workers read JPEG bytes, ``decode_jpeg_clips`` decodes the
+   batch with nvJPEG and ``ClipAugment`` augments it on the GPU);
+2. the full HDF training step (paper-size HDFNet, SAM's two passes, DSM loss) in clips/s for
+   bf16-mixed and 16-mixed (gradient scaler);
+3. whether the loader keeps the GPU busy: the loader's clips/s against the step's, and the share
+   of wall time the GPU spends in steps when both run together.
+
+    python benchmarks/gpu_check.py                 # on a GPU: HDFNet 16x112, batch 64
+    python benchmarks/gpu_check.py --smoke         # reduced CPU mode (tests): tiny net and data
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader
+
+from hdf_lightning.data.datasets import ClipDataset, ClipRecord, collate_clips
+from hdf_lightning.data.synthetic import render_clip
+from hdf_lightning.data.transforms import ClipAugment, ClipEval, decode_jpeg_clips
+from hdf_lightning.losses import DSM
+from hdf_lightning.models import HDFNet
+from hdf_lightning.optim import SAM, frozen_bn_stats
+
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16-mixed": torch.bfloat16,
+    "16-mixed": torch.float16,
+}
+
+
+def make_tree(root: Path, clips: int, frames: int, size: int) -> list[ClipRecord]:
+    """``clips`` folders of ``frames`` face JPEGs (``size`` px, grain ±6), as clip records."""
+    rng = np.random.default_rng(0)
+    records = []
+    for c in range(clips):
+        folder = root / f"{c:05d}"
+        folder.mkdir(parents=True)
+        video = render_clip(c % 7, num_frames=frames, image_size=size, seed=c).astype(np.int16)
+        video = np.clip(video + rng.integers(-6, 7, video.shape), 0, 255).astype(np.uint8)
+        for t, frame in enumerate(video):
+            Image.fromarray(frame).save(folder / f"{t + 1}.jpg", quality=90)
+        records.append(ClipRecord(folder, c % 7, folder.name, "frames"))
+    return records
+
+
+def loader_batches(
+    records: list[ClipRecord], args: argparse.Namespace, device: torch.device, gpu_decode: bool
+) -> tuple[DataLoader, Callable[[dict[str, Any]], torch.Tensor]]:
+    """A persistent-worker loader and the device-side function that turns a batch into float
+    ``(B, 3, T, S, S)`` clips on ``device``, as the DataModule does for each ``augment_on``."""
+    augment = ClipAugment(size=args.size, jitter=0.4, hue=0.4).to(device)
+    if gpu_decode:
+        dataset = ClipDataset(
+            records, num_frames=args.frames, load_size=args.size, train=True, decode_on="device"
+        )
+
+        def to_device(batch: dict[str, Any]) -> torch.Tensor:
+            video = decode_jpeg_clips(batch["jpeg"], args.size, device)
+            return augment(video)
+
+    else:
+        dataset = ClipDataset(
+            records,
+            num_frames=args.frames,
+            load_size=args.size,
+            train=True,
+            transform=augment.to("cpu").augment_clip,
+        )
+        augment.to(device)
+        convert = ClipEval(size=args.size).to(device)
+
+        def to_device(batch: dict[str, Any]) -> torch.Tensor:
+            return convert(batch["video"].to(device, non_blocking=True))
+
+    loader = DataLoader(
+        dataset,
+        batch_size=args.batch,
+        shuffle=True,
+        num_workers=args.workers,
+        persistent_workers=args.workers > 0,
+        pin_memory=device.type == "cuda",
+        collate_fn=collate_clips,
+        drop_last=True,
+    )
+    return loader, to_device
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def cycle(loader: DataLoader) -> Iterator[dict[str, Any]]:
+    while True:
+        yield from loader
+
+
+def time_loader(
+    loader: DataLoader,
+    to_device: Callable[[dict[str, Any]], torch.Tensor],
+    device: torch.device,
+    batches: int,
+) -> float:
+    """Clips/s of ``batches`` batches delivered as float clips on ``device`` (one warm-up)."""
+    it = cycle(loader)
+    to_device(next(it))
+    _sync(device)
+    start = time.perf_counter()
+    clips = 0
+    for _ in range(batches):
+        clips += to_device(next(it)).shape[0]
+    _sync(device)
+    return clips / (time.perf_counter() - start)
+
+
+def sam_step(
+    net: nn.Module,
+    sam: SAM,
+    loss_fn: DSM,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    dtype: torch.dtype | None,
+    scaler: torch.amp.GradScaler | None,
+) -> float:
+    """One SAM step as ``HDFClassifier.training_step`` does it; returns the first-pass loss."""
+    kind = x.device.type
+    with torch.autocast(kind, dtype=dtype, enabled=dtype is not None):
+        logits, feat = net(x)
+        first = loss_fn(logits, feat, y, weighted=False)
+    (scaler.scale(first.loss) if scaler else first.loss).backward()
+    scale = float(scaler.get_scale()) if scaler else 1.0
+    g = sam.first_step(zero_grad=True) / scale
+    if bool(torch.isfinite(g)):
+        with frozen_bn_stats(net), torch.autocast(kind, dtype=dtype, enabled=dtype is not None):
+            logits2, feat2 = net(x)
+            second = loss_fn(logits2, feat2, y, weighted=True, grad_norm=g)
+            # backward inside: leaving the block copies the BatchNorm buffers back in place
+            (scaler.scale(second.loss) if scaler else second.loss).backward()
+        sam.restore()
+    if scaler:
+        scaler.step(sam.base_optimizer)
+        scaler.update()
+    else:
+        sam.base_optimizer.step()
+    sam.zero_grad()
+    return float(first.loss.detach())
+
+
+def build_net(args: argparse.Namespace) -> nn.Module:
+    if args.smoke:
+        return HDFNet(
+            num_frames=args.frames, width_factor=0.5, depth_factor=0.3, head_dim=32, dropout=0.0
+        )
+    return HDFNet(num_frames=args.frames)  # the paper size: X3D-M width/depth, head 2048
+
+
+def time_steps(
+    net: nn.Module, args: argparse.Namespace, device: torch.device, dtype: torch.dtype | None
+) -> tuple[float, float, Callable[[torch.Tensor], float]]:
+    """(clips/s, first loss, a step function) of the SAM training step at one precision."""
+    sam = SAM(net.parameters(), partial(torch.optim.AdamW, lr=5e-4), rho=0.05)
+    scaler = torch.amp.GradScaler("cuda") if dtype is torch.float16 else None
+    loss_fn = DSM()
+    y = torch.arange(args.batch, device=device) % 7
+
+    def step(x: torch.Tensor) -> float:
+        return sam_step(net, sam, loss_fn, x, y, dtype, scaler)
+
+    x = torch.rand(args.batch, 3, args.frames, args.size, args.size, device=device)
+    loss = step(x)
+    for _ in range(args.warmup):
+        step(x)
+    _sync(device)
+    times = []
+    for _ in range(args.iters):
+        start = time.perf_counter()
+        step(x)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return args.batch / statistics.median(times), loss, step
+
+
+def overlapped(
+    loader: DataLoader,
+    to_device: Callable[[dict[str, Any]], torch.Tensor],
+    step: Callable[[torch.Tensor], float],
+    step_rate: float,
+    device: torch.device,
+    batches: int,
+    batch: int,
+) -> tuple[float, float]:
+    """Train on the loader's batches: (clips/s, share of wall time the steps alone would take)."""
+    it = cycle(loader)
+    step(to_device(next(it)))
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(batches):
+        step(to_device(next(it)))
+    _sync(device)
+    rate = batches * batch / (time.perf_counter() - start)
+    return rate, rate / step_rate
+
+
+def main(argv: list[str] | None = None) -> str:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--smoke", action="store_true", help="reduced CPU mode (tiny net and data)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--size", type=int, default=112)
+    p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--clips", type=int, default=96, help="generated clips (224 px, 24 frames)")
+    p.add_argument("--loader-batches", type=int, default=8)
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    a = p.parse_args(argv)
+    if a.smoke:
+        a.batch, a.frames, a.size, a.workers, a.clips = 2, 4, 32, 0, 4
+        a.loader_batches, a.iters, a.warmup = 1, 1, 0
+        device = torch.device("cpu")
+        precisions = {"fp32": None}
+        image_size, source_frames = 64, 6
+    else:
+        if not torch.cuda.is_available():
+            sys.exit("no CUDA device: run with --smoke for the reduced CPU mode")
+        torch.backends.cudnn.benchmark = True
+        device = torch.device("cuda")
+        precisions = {k: v for k, v in PRECISIONS.items() if k != "fp32"}
+        image_size, source_frames = 224, 24
+    torch.manual_seed(0)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU (smoke)"
+    lines = [
+        f"{name}: HDFNet 3x{a.frames}x{a.size}^2, batch {a.batch}, {a.workers} workers, "
+        f"{a.clips} clips of {source_frames} {image_size}-px face JPEGs"
+    ]
+    with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
+        records = make_tree(Path(tmp), a.clips, source_frames, image_size)
+        loaders = {}
+        for label, gpu_decode in (("CPU decode", False), ("GPU decode", True)):
+            loader, to_device = loader_batches(records, a, device, gpu_decode)
+            rate = time_loader(loader, to_device, device, a.loader_batches)
+            loaders[label] = (loader, to_device, rate)
+            lines.append(f"loader, {label:<10}: {rate:8.1f} clips/s")
+        base = build_net(a).to(device)
+        for prec, dtype in precisions.items():
+            net = copy.deepcopy(base)
+            step_rate, loss, step = time_steps(net, a, device, dtype)
+            lines.append(
+                f"train step {prec:<10}: {step_rate:8.1f} clips/s (SAM, first loss {loss:.4f})"
+            )
+            for label, (loader, to_device, rate) in loaders.items():
+                fed, busy = overlapped(
+                    loader, to_device, step, step_rate, device, a.loader_batches, a.batch
+                )
+                verdict = "keeps the GPU busy" if rate >= step_rate else "starves the GPU"
+                lines.append(
+                    f"  with {label}: {fed:8.1f} clips/s, GPU busy {100 * min(busy, 1.0):5.1f} % "
+                    f"(loader alone {rate:.1f} vs step {step_rate:.1f} clips/s: {verdict})"
+                )
+        del loaders
+    lines.append("reproduce: python benchmarks/gpu_check.py " + " ".join(argv or sys.argv[1:]))
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
