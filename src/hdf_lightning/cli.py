@@ -71,11 +71,12 @@ def user_error_message(err: BaseException) -> str | None:
     """The one-paragraph message of a user error, or None for an error that is a bug.
 
     User errors are :class:`~hdf_lightning.errors.UserError` (dataset, checkpoint, option and
-    folder errors) and Lightning's ``MisconfigurationException``. An error raised in a DataLoader
+    folder errors), Lightning's ``MisconfigurationException`` and the ``FloatingPointError`` of a
+    diverged training (its message says what to change). An error raised in a DataLoader
     worker arrives re-raised by torch with the worker's traceback as its message; the original
     message is taken back out of it.
     """
-    if not isinstance(err, UserError | MisconfigurationException):
+    if not isinstance(err, UserError | MisconfigurationException | FloatingPointError):
         return None
     return unwrap_worker_message(err)
 

@@ -11,7 +11,7 @@ from hdf_lightning.errors import UserError
 
 
 class DatasetError(UserError):
-    """Base class of all errors about the data on disk (user errors, printed without a traceback)."""
+    """Base class of all errors about the data on disk (user errors: no traceback)."""
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 EVALUATION_COMMANDS = ("validate", "test", "predict")
 """Subcommands that evaluate trained weights, so they need ``--ckpt_path``."""
 
+SPECIAL_CKPT = ("best", "last", "hpc", "registry")
+"""``--ckpt_path`` values Lightning resolves itself (not file names)."""
+
 NO_CHECKPOINT = "none"
 """``--ckpt_path none``: evaluate the configured (untrained) weights on purpose (smoke tests)."""
 
@@ -144,10 +147,19 @@ class HDFCLI(LightningCLI):
             run_dir(self.trainer) / TEST_METRICS_FILE, json.dumps(payload, indent=2) + "\n"
         )
 
+    def _parse_ckpt_path(self) -> None:
+        # Lightning reads the checkpoint's hyperparameters right after parsing: check the file
+        # first (missing, unreadable, pickled code, non-finite), the network later
+        subcommand = self.config.get("subcommand")
+        ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt is not None and str(ckpt).lower() != NO_CHECKPOINT and ckpt not in SPECIAL_CKPT:
+            check_checkpoint(ckpt, None, option="--ckpt_path")
+        super()._parse_ckpt_path()
+
     def _check_ckpt_path(self, subcommand: str) -> None:
         """Refuse a missing, unreadable, foreign or non-finite checkpoint with one message."""
         ckpt = self.config_init[subcommand].get("ckpt_path")
-        if ckpt is None or ckpt in ("best", "last", "hpc", "registry"):
+        if ckpt is None or ckpt in SPECIAL_CKPT:
             return
         model = self.model if isinstance(self.model, LightningModule) else None
         check_checkpoint(ckpt, model, option="--ckpt_path")
