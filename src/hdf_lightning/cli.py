@@ -50,7 +50,7 @@ def main(args: Sequence[str] | None = None) -> Any:
     try:
         result = _run(None)
     except SIGTERMException as exc:
-        print(interrupt_message(exc), file=sys.stderr)
+        print(interrupt_message(exc, sys.argv[1] if len(sys.argv) > 1 else ""), file=sys.stderr)
         sys.exit(INTERRUPTED_EXIT)
     except Exception as err:
         message = user_error_message(err)
@@ -96,16 +96,18 @@ def unwrap_worker_message(err: BaseException) -> str:
     return text[matches[-1].end() :].strip()
 
 
-def interrupt_message(exc: BaseException) -> str:
+def interrupt_message(exc: BaseException, command: str = "fit") -> str:
     """What ``hdf`` prints when a fit stops on SIGTERM: where the checkpoint is, how to resume."""
     path = getattr(exc, "checkpoint_path", None)
     if path is None:
         return "hdf: interrupted by SIGTERM; no checkpoint was written at the interrupt"
     step = getattr(exc, "global_step", "?")
-    return (
-        f"hdf: interrupted by SIGTERM at step {step}; saved {path}. Resume with the same "
-        f"command plus --ckpt_path {path}"
+    resume = (
+        "Rerun the same hdf cv command: it resumes this fold from it"
+        if command == "cv"
+        else f"Resume with the same command plus --ckpt_path {path}"
     )
+    return f"hdf: interrupted by SIGTERM at step {step}; saved {path}. {resume}"
 
 
 def _run(args: Sequence[str] | None) -> Any:
