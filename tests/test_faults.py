@@ -387,3 +387,18 @@ def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path: Path) -> None
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary left
     atomic_write_text(target, "new")
     assert target.read_text() == "new"
+
+
+def test_samplers_skip_the_consumed_items_of_one_iteration_only() -> None:
+    from hdf_lightning.data.samplers import DistributedWeightedSampler, EpochSampler
+
+    sampler = EpochSampler(range(10), seed=3)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    sampler.skip_next(4)
+    assert list(sampler) == full[4:]
+    assert list(sampler) == full  # the next epoch is whole again
+    weighted = DistributedWeightedSampler([1.0] * 6, seed=1)
+    whole = list(weighted)
+    weighted.skip_next(5)
+    assert list(weighted) == whole[5:] and len(weighted) == 6
