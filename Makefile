@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/hdf fit --config $(DEMO_CONFIG)
-	$(BIN)/hdf test --config $(DEMO_CONFIG) --ckpt_path $(DEMO_DIR)/checkpoints/best.ckpt
+	$(BIN)/hdf fit --config $(DEMO_CONFIG) --overwrite true
+	$(BIN)/hdf test --config $(DEMO_DIR)/config.yaml --ckpt_path $(DEMO_DIR)/checkpoints/best.ckpt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

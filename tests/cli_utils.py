@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
 
 REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
 HDF = str(Path(sys.executable).with_name("hdf"))
 
 TINY_NET = [
@@ -55,10 +57,24 @@ def tiny_fit_args(tmp: Path, *, epochs: int = 1, extra: list[str] | None = None)
     ]
 
 
+def hdf_env(**extra: str) -> dict[str, str]:
+    """Environment of an ``hdf`` subprocess: wandb offline, one intra-op thread, and this
+    folder on PYTHONPATH so that test callbacks can be named on the command line."""
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(TESTS)) if p)
+    # one intra-op thread per process: several processes (DDP ranks) share 2 cores in CI
+    return {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": path,
+        **extra,
+    }
+
+
 def run_hdf(args: list[str], *, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     """Run the installed ``hdf`` console script in a subprocess (DDP and error-output checks)."""
-    # one intra-op thread per process: several processes (DDP ranks) share 2 cores in CI
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env = hdf_env()
     return subprocess.run(
         [HDF, *args],
         cwd=cwd,
@@ -79,3 +95,49 @@ class StopAfterEpochs(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.current_epoch + 1 >= self.epochs:
             trainer.should_stop = True
+
+
+def run_console(args: list[str], monkeypatch: object, capsys: object) -> tuple[int, str]:
+    """Run ``hdf_lightning.cli:main`` as the ``hdf`` console script does (no arguments, the
+    command line in ``sys.argv``), in this process; returns (exit code, stderr)."""
+    import pytest
+
+    from hdf_lightning.cli import main
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setattr(sys, "argv", ["hdf", *args])
+    try:
+        result = main()
+        code = 0 if result is None else int(result)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    return code, err
+
+
+def error_line(stderr: str) -> str:
+    """The ``hdf: error:`` paragraph of ``stderr`` (fails when there is none or a traceback)."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("hdf: error:")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+class PauseForSignal(pl.Callback):
+    """After optimizer step ``step``, write ``marker`` and wait (up to ``wait`` s) for SIGTERM,
+    so that a test can signal a running ``hdf fit`` at a known step."""
+
+    def __init__(self, step: int, marker: str, wait: float = 300.0) -> None:
+        self.step = step
+        self.marker = marker
+        self.wait = wait
+        self.paused = False
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: object, **kwargs: object) -> None:
+        if self.paused or trainer.global_step != self.step:
+            return
+        self.paused = True
+        Path(self.marker).write_text(str(os.getpid()))
+        deadline = time.monotonic() + self.wait
+        while not trainer.received_sigterm and time.monotonic() < deadline:
+            time.sleep(0.05)

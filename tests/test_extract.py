@@ -61,3 +61,31 @@ def test_extract_frames_native_size_and_errors(tmp_path: Path) -> None:
         extract_frames(broken, tmp_path / "b")
     with pytest.raises(DatasetNotFoundError, match="absent"):
         extract_tree(tmp_path / "absent", tmp_path / "out")
+
+
+def test_hdf_data_extract_exits_non_zero_with_a_summary_of_failed_videos(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli_utils import run_console
+
+    videos = tmp_path / "videos"
+    write_tiny_video(videos / "1.mp4", 4)
+    (videos / "2.mp4").write_bytes(b"")  # a zero-byte download
+    write_tiny_video(videos / "3.mp4", 3)
+    out = tmp_path / "frames"
+    code, err = run_console(
+        ["data", "extract", f"--videos={videos}", f"--out={out}"], monkeypatch, capsys
+    )
+    assert code == 1
+    assert "hdf: error: 1 of 3 video(s) could not be extracted" in err
+    assert str(videos / "2.mp4") in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["00001", "00003"]  # the others are done
+    code, _ = run_console(
+        ["data", "extract", f"--videos={videos}", f"--out={out}"], monkeypatch, capsys
+    )
+    assert code == 1  # still failing on a rerun: the broken video is not forgotten
+    (videos / "2.mp4").unlink()
+    code, _ = run_console(
+        ["data", "extract", f"--videos={videos}", f"--out={out}"], monkeypatch, capsys
+    )
+    assert code == 0

@@ -38,6 +38,7 @@ from torch import Tensor
 
 from hdf_lightning.evaluation import plots
 from hdf_lightning.evaluation.cost import format_cost, measure_cost
+from hdf_lightning.faults import module_nonfinite
 from hdf_lightning.io import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,26 @@ def run_dir(trainer: pl.Trainer) -> Path:
 
 
 class RunCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint that writes into ``<default_root_dir>/checkpoints`` unless told otherwise."""
+    """ModelCheckpoint that writes into ``<default_root_dir>/checkpoints`` unless told otherwise,
+    and never writes (nor ranks as best) weights holding a NaN or an infinity."""
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self.dirpath is None:
             self.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
         super().setup(trainer, pl_module, stage)
+
+    def _should_skip_saving_checkpoint(self, trainer: pl.Trainer) -> bool:
+        if super()._should_skip_saving_checkpoint(trainer):
+            return True
+        bad = module_nonfinite(trainer.lightning_module)
+        if bad is not None:
+            log.error(
+                "not writing %s checkpoint at step %d: non-finite weights (first: %s)",
+                self.filename or "a",
+                trainer.global_step,
+                bad,
+            )
+        return bad is not None
 
 
 def checkpoint_callbacks() -> list[RunCheckpoint]:

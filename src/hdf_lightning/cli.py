@@ -3,18 +3,28 @@
 ``hdf fit|validate|test`` run the LightningCLI of :mod:`hdf_lightning.lit.lightning_cli` (YAML
 configs, ``--print_config``, ``--ckpt_path``); ``hdf data ...``, ``hdf cv`` and ``hdf cost`` are
 the commands of :mod:`hdf_lightning.commands`, ``hdf predict`` and ``hdf export`` those of
-:mod:`hdf_lightning.inference`. ``main(args)`` runs without touching ``sys.argv``,
-so tests call it directly.
+:mod:`hdf_lightning.inference`. ``main(args)`` runs without touching ``sys.argv``, so tests call
+it directly.
+
+Run as the console script, ``hdf`` ends every failure a user can fix (a
+:class:`~hdf_lightning.errors.UserError`, or a configuration Lightning refuses) with one paragraph
+``hdf: error: <message>`` on stderr and exit code 2; ``HDF_DEBUG=1`` shows the traceback as well.
+A fit stopped by SIGTERM exits with 143 after saving a resumable checkpoint.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
 from hdf_lightning import commands, inference
-from hdf_lightning.data.errors import DatasetError
+from hdf_lightning.errors import INTERRUPTED_EXIT, USER_ERROR_EXIT, UserError
 from hdf_lightning.lit.lightning_cli import configure_wandb_mode, make_cli
 
 EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
@@ -26,23 +36,81 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 """``hdf <name> ...`` commands beside Lightning's subcommands."""
 
+DEBUG_ENV = "HDF_DEBUG"
+"""Environment variable: set to 1 to see the traceback of user errors."""
+
 
 def main(args: Sequence[str] | None = None) -> Any:
     """Entry point of ``hdf``. ``args`` replaces ``sys.argv[1:]`` (for tests and notebooks).
 
     Returns the LightningCLI object for trainer subcommands, or the exit code of an extra command
-    (the console script exits with it). Called as the console script (``args=None``), a dataset
-    error is printed as one paragraph on stderr with exit code 2 instead of a traceback.
+    (the console script exits with it). With ``args`` given, exceptions propagate. Called as the
+    console script (``args=None``), a user error is printed as one paragraph on stderr with exit
+    code 2 instead of a traceback, and a fit interrupted by SIGTERM exits with code 143.
     """
     if args is not None:
         return _run(args)
     try:
         result = _run(None)
-    except DatasetError as err:
-        print(f"hdf: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    except SIGTERMException as exc:
+        print(interrupt_message(exc, sys.argv[1] if len(sys.argv) > 1 else ""), file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
+    except Exception as err:
+        message = user_error_message(err)
+        if message is None or debug_enabled():
+            raise
+        print(f"hdf: error: {message}", file=sys.stderr)
+        sys.exit(USER_ERROR_EXIT)
     # the console script passes the return value to sys.exit: an int is the exit code
     return result if isinstance(result, int) else None
+
+
+def debug_enabled() -> bool:
+    """True when ``HDF_DEBUG`` is set to a true value (tracebacks of user errors are shown)."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def user_error_message(err: BaseException) -> str | None:
+    """The one-paragraph message of a user error, or None for an error that is a bug.
+
+    User errors are :class:`~hdf_lightning.errors.UserError` (dataset, checkpoint, option and
+    folder errors), Lightning's ``MisconfigurationException`` and the ``FloatingPointError`` of a
+    diverged training (its message says what to change). An error raised in a DataLoader
+    worker arrives re-raised by torch with the worker's traceback as its message; the original
+    message is taken back out of it.
+    """
+    if not isinstance(err, UserError | MisconfigurationException | FloatingPointError):
+        return None
+    return unwrap_worker_message(err)
+
+
+_WORKER_PREFIX = re.compile(r"^Caught \w+ in DataLoader worker process \d+")
+
+
+def unwrap_worker_message(err: BaseException) -> str:
+    """``str(err)`` without the "Caught X in DataLoader worker process N" traceback wrapper."""
+    text = str(err)
+    if not _WORKER_PREFIX.match(text):
+        return text
+    name = re.escape(type(err).__name__)
+    matches = list(re.finditer(rf"^(?:[\w.]+\.)?{name}: ", text, flags=re.MULTILINE))
+    if not matches:
+        return text
+    return text[matches[-1].end() :].strip()
+
+
+def interrupt_message(exc: BaseException, command: str = "fit") -> str:
+    """What ``hdf`` prints when a fit stops on SIGTERM: where the checkpoint is, how to resume."""
+    path = getattr(exc, "checkpoint_path", None)
+    if path is None:
+        return "hdf: interrupted by SIGTERM; no checkpoint was written at the interrupt"
+    step = getattr(exc, "global_step", "?")
+    resume = (
+        "Rerun the same hdf cv command: it resumes this fold from it"
+        if command == "cv"
+        else f"Resume with the same command plus --ckpt_path {path}"
+    )
+    return f"hdf: interrupted by SIGTERM at step {step}; saved {path}. {resume}"
 
 
 def _run(args: Sequence[str] | None) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from hdf_lightning.data.datasets import DFEW_FOLDS
 from hdf_lightning.data.extract import extract_tree
 from hdf_lightning.data.synthetic import SynthConfig, generate_dfew, generate_ferv39k
 from hdf_lightning.data.verify import format_report, verify_datamodule
+from hdf_lightning.errors import ConfigError, instantiation_error
 from hdf_lightning.runners import cost_from_config, run_cross_validation
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ def config_section(config: str | Path | None, section: str) -> dict[str, Any] | 
         return None
     path = Path(config)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        raise ConfigError(f"config file not found: {path} (--config)")
     content = yaml.safe_load(path.read_text()) or {}
     value = content.get(section)
     return value if isinstance(value, dict) else None
@@ -53,7 +55,10 @@ def build_datamodule(config: str | None, overrides: Sequence[str]) -> Any:
         args += ["--data", json.dumps(section)]
     args += list(overrides)
     cfg = parser.parse_args(args)
-    init = parser.instantiate_classes(cfg)
+    try:
+        init = parser.instantiate_classes(cfg)
+    except ValueError as err:
+        raise instantiation_error(err) from err
     return init.data
 
 
@@ -68,7 +73,7 @@ def split_data_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
             if "=" not in arg:
                 value = next(it, None)
                 if value is None:
-                    raise ValueError(f"{arg} needs a value")
+                    raise ConfigError(f"{arg} needs a value")
                 overrides.append(value)
         else:
             rest.append(arg)
@@ -141,9 +146,19 @@ def _data_verify(config: str | None, decode: bool, overrides: list[str]) -> int:
 
 
 def _data_extract(cfg: Any) -> int:
+    """Extract every video; exit 1 with a summary on stderr when any video failed."""
     result = extract_tree(cfg.videos, cfg.out, size=cfg.size, quality=cfg.quality)
     print(json.dumps(result, indent=2, default=str))
-    return 0
+    failed: dict[str, str] = result["failed"]
+    if not failed:
+        return 0
+    lines = [
+        f"hdf: error: {len(failed)} of {result['videos']} video(s) could not be extracted "
+        f"(the other {result['extracted'] + result['skipped']} are in {cfg.out}):"
+    ]
+    lines += [f"  {reason}" for reason in failed.values()]
+    print("\n".join(lines), file=sys.stderr)
+    return 1
 
 
 # --------------------------------------------------------------------------------------------- cv
@@ -163,6 +178,9 @@ def cv_main(argv: list[str]) -> int:
         help='extra fit arguments, e.g. ["--trainer.max_epochs=2"]',
     )
     cfg = parser.parse_args(argv)
+    for fold in cfg.folds:
+        if fold not in DFEW_FOLDS:
+            raise ConfigError(f"--folds: DFEW fold must be one of 1..5, got {fold}")
     table = run_cross_validation(cfg.config, folds=cfg.folds, out=cfg.out, overrides=cfg.overrides)
     print(table)
     return 0

@@ -17,6 +17,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from hdf_lightning.data.datasets import check_dfew_fold
 from hdf_lightning.evaluation.cost import format_cost, measure_cost
+from hdf_lightning.faults import INTERRUPTED_CKPT
 from hdf_lightning.io import atomic_write_text
 from hdf_lightning.lit.lightning_cli import HDFCLI, configure_wandb_mode, make_cli
 
@@ -46,7 +47,8 @@ def _metrics_of(results: Sequence[Mapping[str, float]]) -> dict[str, float]:
 def run_fold(config: str, fold: int, out: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Fit one fold, then test its best-validation and last checkpoints.
 
-    Resumes from ``<out>/fold_<k>/checkpoints/last.ckpt`` when an interrupted fit left one.
+    Resumes from ``<out>/fold_<k>/checkpoints/interrupted.ckpt`` (written on SIGTERM) or
+    ``last.ckpt`` when an interrupted fit left one.
     Writes ``<out>/fold_<k>/result.json`` last, so its presence marks the fold finished.
     """
     fold_dir = out / f"fold_{fold}"
@@ -59,7 +61,9 @@ def run_fold(config: str, fold: int, out: Path, overrides: Sequence[str] = ()) -
     ]
     cli = build_cli(args)
     last = fold_dir / "checkpoints" / "last.ckpt"
-    ckpt_path = str(last) if last.is_file() else None
+    interrupted = fold_dir / "checkpoints" / INTERRUPTED_CKPT  # written on SIGTERM
+    resume = interrupted if interrupted.is_file() else last
+    ckpt_path = str(resume) if resume.is_file() else None
     if ckpt_path:
         log.info("fold %d: resuming from %s", fold, ckpt_path)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)

@@ -7,9 +7,11 @@ errors raised inside DataLoader worker processes are re-raised with their own ty
 
 from __future__ import annotations
 
+from hdf_lightning.errors import UserError
 
-class DatasetError(Exception):
-    """Base class of all errors about the data on disk."""
+
+class DatasetError(UserError):
+    """Base class of all errors about the data on disk (user errors: no traceback)."""
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):

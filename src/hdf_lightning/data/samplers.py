@@ -52,10 +52,17 @@ class EpochSampler(DistributedSampler):
     ) -> None:
         num_replicas, rank = _world(num_replicas, rank)
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+        self._skip = 0
+
+    def skip_next(self, count: int) -> None:
+        """Leave out the first ``count`` items of the next iteration only (resuming an epoch)."""
+        self._skip = int(count)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        for index in super().__iter__():
-            yield index, self.epoch
+        skip, self._skip = self._skip, 0
+        for position, index in enumerate(super().__iter__()):
+            if position >= skip:
+                yield index, self.epoch
 
 
 class DistributedWeightedSampler(DistributedSampler):
@@ -106,13 +113,19 @@ class DistributedWeightedSampler(DistributedSampler):
             )
         self.weights = w
         self.replacement = replacement
+        self._skip = 0
+
+    def skip_next(self, count: int) -> None:
+        """Leave out the first ``count`` items of the next iteration only (resuming an epoch)."""
+        self._skip = int(count)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
+        skip, self._skip = self._skip, 0
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         draws = torch.multinomial(
             self.weights, self.total_size, self.replacement, generator=generator
         )
-        for index in draws[self.rank : self.total_size : self.num_replicas].tolist():
+        for index in draws[self.rank : self.total_size : self.num_replicas].tolist()[skip:]:
             yield index, self.epoch
 
     def __len__(self) -> int:

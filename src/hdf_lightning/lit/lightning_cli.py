@@ -7,19 +7,50 @@ subcommand.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from jsonargparse import DefaultHelpFormatter, Namespace
-from pytorch_lightning import LightningDataModule, Trainer
+from pytorch_lightning import LightningDataModule, LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
-from hdf_lightning.callbacks import CostReportWriter, EvaluationFigures, checkpoint_callbacks
+from hdf_lightning.callbacks import (
+    CostReportWriter,
+    EvaluationFigures,
+    checkpoint_callbacks,
+    run_dir,
+)
+from hdf_lightning.errors import ConfigError, RunFolderError, instantiation_error
+from hdf_lightning.faults import (
+    InterruptCheckpoint,
+    check_checkpoint,
+    check_writable,
+    resume_candidate,
+    run_checkpoints,
+)
 from hdf_lightning.inference.record import InferenceRecord
+from hdf_lightning.io import atomic_write_text
 from hdf_lightning.lit.module import HDFClassifier, sam_accumulation_error
+
+log = logging.getLogger(__name__)
+
+EVALUATION_COMMANDS = ("validate", "test", "predict")
+"""Subcommands that evaluate trained weights, so they need ``--ckpt_path``."""
+
+SPECIAL_CKPT = ("best", "last", "hpc", "registry")
+"""``--ckpt_path`` values Lightning resolves itself (not file names)."""
+
+NO_CHECKPOINT = "none"
+"""``--ckpt_path none``: evaluate the configured (untrained) weights on purpose (smoke tests)."""
+
+TEST_METRICS_FILE = "test_metrics.json"
+"""Written by ``hdf test`` beside its figures: the checkpoint and the ``test/*`` metrics."""
 
 EXTRA_COMMANDS_HELP = """extra commands:
   hdf data synth     write the synthetic DFER dataset (DFEW or FERV39k layout)
@@ -75,23 +106,78 @@ class HDFCLI(LightningCLI):
         ):
             callbacks = [*callbacks, RichProgressBar(leave=True)]
         if config.get("enable_checkpointing") is False:
-            # checkpointing turned off: leave out this CLI's default checkpoint callbacks, which
-            # Lightning would otherwise refuse as a contradiction
+            # checkpointing turned off: leave out this CLI's default checkpoint callbacks (which
+            # Lightning would otherwise refuse as a contradiction) and the SIGTERM checkpoint
             defaults = self.trainer_defaults.get("callbacks") or []
             self.trainer_defaults = {
                 **self.trainer_defaults,
-                "callbacks": [c for c in defaults if not isinstance(c, ModelCheckpoint)],
+                "callbacks": [
+                    c for c in defaults if not isinstance(c, ModelCheckpoint | InterruptCheckpoint)
+                ],
             }
         return super()._instantiate_trainer(config, callbacks)
+
+    def instantiate_classes(self) -> None:
+        """Instantiate as LightningCLI does; a value a constructor refuses becomes a one-line
+        :class:`~hdf_lightning.errors.ConfigError` (jsonargparse wraps it in a long union error)."""
+        try:
+            super().instantiate_classes()
+        except ValueError as err:
+            raise instantiation_error(err) from err
 
     def before_fit(self) -> None:
         # Lightning refuses accumulation under manual optimisation with a generic message; say why.
         accumulate = self.trainer.accumulate_grad_batches
         if getattr(self.model, "use_sam", False) and accumulate > 1:
-            raise sam_accumulation_error(accumulate)
+            raise ConfigError(str(sam_accumulation_error(accumulate)))
+        self._check_ckpt_path("fit")
+
+    def before_validate(self) -> None:
+        self._check_ckpt_path("validate")
+
+    def before_test(self) -> None:
+        self._check_ckpt_path("test")
+
+    def before_predict(self) -> None:
+        self._check_ckpt_path("predict")
+
+    def after_test(self) -> None:
+        """Write ``test_metrics.json`` (atomically) beside the test figures."""
+        if not self.trainer.is_global_zero:
+            return
+        metrics = {
+            k: float(v)
+            for k, v in sorted(self.trainer.callback_metrics.items())
+            if k.startswith("test/")
+        }
+        ckpt = self.config_init["test"].get("ckpt_path")
+        payload = {"ckpt_path": None if ckpt is None else str(ckpt), "metrics": metrics}
+        atomic_write_text(
+            run_dir(self.trainer) / TEST_METRICS_FILE, json.dumps(payload, indent=2) + "\n"
+        )
+
+    def _parse_ckpt_path(self) -> None:
+        # Lightning reads the checkpoint's hyperparameters right after parsing: check the file
+        # first (missing, unreadable, pickled code, non-finite), the network later
+        subcommand = self.config.get("subcommand")
+        ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt is not None and str(ckpt).lower() != NO_CHECKPOINT and ckpt not in SPECIAL_CKPT:
+            check_checkpoint(ckpt, None, option="--ckpt_path")
+        super()._parse_ckpt_path()
+
+    def _check_ckpt_path(self, subcommand: str) -> None:
+        """Refuse a missing, unreadable, foreign or non-finite checkpoint with one message."""
+        ckpt = self.config_init[subcommand].get("ckpt_path")
+        if ckpt is None or ckpt in SPECIAL_CKPT:
+            return
+        model = self.model if isinstance(self.model, LightningModule) else None
+        check_checkpoint(ckpt, model, option="--ckpt_path")
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
+        _check_num_frames(cfg)
+        if self.subcommand is not None:
+            self._check_subcommand(self.subcommand, cfg)
         trainer = cfg.trainer
         if trainer.logger is None or trainer.logger is True:
             root = Path(trainer.default_root_dir or "runs/default")
@@ -102,7 +188,64 @@ class HDFCLI(LightningCLI):
                 ),
             )
 
+    def _check_subcommand(self, subcommand: str, cfg: Namespace) -> None:
+        """Checks on the parsed configuration, before any class is built or data is read."""
+        self.save_config_kwargs = {
+            **self.save_config_kwargs,
+            "config_filename": "config.yaml"
+            if subcommand == "fit"
+            else f"config_{subcommand}.yaml",
+        }
+        ckpt = cfg.get("ckpt_path")
+        if subcommand in EVALUATION_COMMANDS:
+            if ckpt is None:
+                raise ConfigError(
+                    f"hdf {subcommand} evaluates trained weights, but no --ckpt_path was given. "
+                    f"Pass a checkpoint, e.g. hdf {subcommand} --config runs/<run>/config.yaml "
+                    "--ckpt_path runs/<run>/checkpoints/best.ckpt (or --ckpt_path none to "
+                    "evaluate the untrained network on purpose)"
+                )
+            if str(ckpt).lower() == NO_CHECKPOINT:
+                cfg.ckpt_path = None
+        trainer = cfg.trainer
+        root = Path(trainer.default_root_dir or os.getcwd())
+        check_writable(root, "--trainer.default_root_dir")
+        logger = trainer.get("logger")
+        save_dir = logger.get("init_args.save_dir") if isinstance(logger, Namespace) else None
+        if save_dir:
+            check_writable(save_dir, "--trainer.logger.init_args.save_dir")
+        if subcommand == "fit":
+            accumulate = trainer.get("accumulate_grad_batches") or 1
+            if cfg.get("model.sam") and accumulate > 1:
+                raise ConfigError(str(sam_accumulation_error(accumulate)))
+            self._check_run_folder(root, ckpt, bool(cfg.get("overwrite")))
+
+    @staticmethod
+    def _check_run_folder(root: Path, ckpt: Any, overwrite: bool) -> None:
+        """A new fit may not write into a folder that holds another run's checkpoints."""
+        existing = run_checkpoints(root)
+        if not existing or ckpt is not None:
+            return
+        if overwrite:
+            log.warning("--overwrite: removing the previous run's files in %s", root)
+            clear_run(root)
+            return
+        resume = resume_candidate(root)
+        names = ", ".join(sorted(p.name for p in existing))
+        raise RunFolderError(
+            f"{root} already holds a run (checkpoints/{names}); resume it with "
+            f"--ckpt_path {resume}, choose another --trainer.default_root_dir, or pass "
+            "--overwrite true to replace it"
+        )
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--overwrite",
+            type=bool,
+            default=False,
+            help="fit: replace the run (checkpoints, figures, reports) already in "
+            "trainer.default_root_dir instead of refusing to start (other commands ignore it)",
+        )
         # callbacks that write a run's pictures and cost report, configurable as `figures.*`
         # and `cost_report.*` (e.g. --figures.enabled=false)
         parser.add_lightning_class_args(EvaluationFigures, "figures")
@@ -118,6 +261,43 @@ class HDFCLI(LightningCLI):
             "model.net.init_args.num_classes",
             compute_fn=_num_classes,
             apply_on="instantiate",
+        )
+
+
+class RunConfig(SaveConfigCallback):
+    """Saves the command's configuration (``config.yaml`` for fit, ``config_<command>.yaml``
+    otherwise) with ``overwrite`` reset, so reusing a fit's file never replaces a run."""
+
+    def __init__(self, parser: LightningArgumentParser, config: Namespace, **kwargs: Any) -> None:
+        config = config.clone()
+        if "overwrite" in config:
+            config.overwrite = False
+        super().__init__(parser, config, **kwargs)
+
+
+RUN_FILES = ("cost_report.json", TEST_METRICS_FILE, "config*.yaml", "rank_digests.json")
+"""Files of a run in its ``default_root_dir`` (besides ``checkpoints/`` and ``figures/``)."""
+
+
+def clear_run(root: Path) -> None:
+    """Remove a previous run's checkpoints, figures and reports from ``root`` (``--overwrite``);
+    logger folders are left: each run logs to a version or run folder of its own."""
+    for folder in ("checkpoints", "figures", "predictions"):
+        shutil.rmtree(root / folder, ignore_errors=True)
+    for pattern in RUN_FILES:
+        for path in root.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
+def _check_num_frames(cfg: Namespace) -> None:
+    """The network's ``num_frames`` must equal the DataModule's (checked at parse time)."""
+    data_frames = cfg.get("data.init_args.num_frames")
+    net_frames = cfg.get("model.net.init_args.num_frames")
+    if isinstance(data_frames, int) and isinstance(net_frames, int) and data_frames != net_frames:
+        raise ConfigError(
+            f"--data.num_frames={data_frames} but --model.net.num_frames={net_frames}: the network "
+            f"is built for {net_frames} frames per clip and the data gives {data_frames}. Give "
+            "both the same value."
         )
 
 
@@ -144,8 +324,11 @@ def make_cli(args: Sequence[str] | None, *, run: bool = True) -> HDFCLI:
             "formatter_class": _raw_formatter(),
         },
         auto_configure_optimizers=False,
+        save_config_callback=RunConfig,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={"callbacks": [InferenceRecord(), *checkpoint_callbacks()]},
+        trainer_defaults={
+            "callbacks": [InferenceRecord(), *checkpoint_callbacks(), InterruptCheckpoint()]
+        },
     )
 
 

@@ -1,0 +1,63 @@
+"""Errors a user can fix: a wrong option, file, folder or clip.
+
+The ``hdf`` console command prints a :class:`UserError` as one paragraph
+(``hdf: error: <message>``) on stderr and exits with :data:`USER_ERROR_EXIT`; any other exception
+is a bug and keeps its traceback. ``HDF_DEBUG=1`` shows the traceback of user errors too.
+
+Every message names what is wrong (the option, the file, the clip and split-file line), what was
+found and what to do. This module imports nothing, so every floor of the package can raise these.
+"""
+
+from __future__ import annotations
+
+USER_ERROR_EXIT = 2
+"""Exit code of ``hdf`` for a user error (argparse's code for bad arguments)."""
+
+INTERRUPTED_EXIT = 143
+"""Exit code of ``hdf fit`` stopped by SIGTERM after saving a checkpoint (128 + 15, the shell's)."""
+
+
+class UserError(Exception):
+    """Base class of the errors a user can fix; printed as one paragraph without a traceback."""
+
+
+class ConfigError(UserError, ValueError):
+    """An option value is refused (out of range, contradicting another option, or unusable)."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint file is missing, unreadable, of another network, or holds non-finite weights."""
+
+
+class RunFolderError(UserError, OSError):
+    """The output folder cannot be written, or already holds another run's checkpoints."""
+
+
+def innermost_cause(err: BaseException) -> BaseException:
+    """The first exception of ``err``'s ``__cause__`` chain (the one raised first)."""
+    seen = {id(err)}
+    while err.__cause__ is not None and id(err.__cause__) not in seen:
+        err = err.__cause__
+        seen.add(id(err))
+    return err
+
+
+def instantiation_error(err: ValueError) -> Exception:
+    """The error to show for a value refused while building the configured classes.
+
+    jsonargparse wraps the constructor's error (e.g. ``DFEW fold must be one of 1..5, got 6``) in
+    a long "Does not validate against any of the Union subtypes" error; the constructor's own
+    error is its ``__cause__``. A :class:`UserError` is returned unchanged; any other cause becomes
+    a :class:`ConfigError` with the cause's message and the class being built.
+    """
+    cause = innermost_cause(err)
+    if isinstance(cause, UserError):
+        return cause
+    message = str(cause).strip() or type(cause).__name__
+    text = str(err)
+    marker = "class_path='"
+    if cause is not err and marker in text:
+        start = text.index(marker) + len(marker)
+        class_path = text[start : text.find("'", start)]
+        message = f"{message} (building {class_path})"
+    return ConfigError(f"invalid configuration: {message}")
