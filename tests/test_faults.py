@@ -26,9 +26,9 @@ from cli_utils import (
     tiny_fit_args,
     tiny_synthetic_data,
 )
+from hdf_lightning.checkpoints import check_checkpoint, first_nonfinite
 from hdf_lightning.cli import main
 from hdf_lightning.errors import ConfigError
-from hdf_lightning.faults import check_checkpoint, first_nonfinite
 from hdf_lightning.io import atomic_path, atomic_write_text
 
 DEMO = str(REPO / "configs" / "demo.yaml")
@@ -76,12 +76,20 @@ def test_diverged_fit_writes_no_checkpoint_and_a_nan_checkpoint_is_refused(
     ckpt["state_dict"][name] = torch.full_like(ckpt["state_dict"][name], float("nan"))
     bad = tmp_path / "nan.ckpt"
     torch.save(ckpt, bad)
-    for command in ("test", "validate", "predict"):
+    for command in ("test", "validate"):
         code, err = run_console(
             _eval_args(run, command, tmp_path / command, f"--ckpt_path={bad}"), monkeypatch, capsys
         )
         line = error_line(err)
         assert code == 2 and str(bad) in line and f"'{name}'" in line and "non-finite" in line
+    # hdf predict (raw videos and frame folders) refuses the same file the same way
+    clip = next((run / "data" / "Clip" / "clip_224x224").iterdir())
+    code, err = run_console(
+        ["predict", str(clip), f"--ckpt_path={bad}", f"--out={tmp_path / 'p'}", "--detector=none"],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 2 and str(bad) in err and f"'{name}'" in err and "non-finite" in err
 
 
 def test_evaluation_without_a_checkpoint_is_refused(
@@ -139,9 +147,9 @@ def test_each_command_keeps_its_config_and_the_fit_config_tests_and_reproduces_t
     metrics = json.loads((root / "test_metrics.json").read_text())
     assert metrics["ckpt_path"] == str(best) and set(metrics["metrics"]) >= {"test/war", "test/uar"}
     code, err = run_console(
-        ["predict", "--config", str(config), f"--ckpt_path={best}"], monkeypatch, capsys
+        ["validate", "--config", str(config), f"--ckpt_path={best}"], monkeypatch, capsys
     )
-    assert code == 0 and (root / "config_predict.yaml").is_file(), err
+    assert code == 0 and (root / "config_validate.yaml").is_file(), err
     assert config.read_bytes() == fit_config
     # the fit's file reproduces the fit (into another folder): the same final weights
     again = tmp_path / "again"

@@ -36,9 +36,9 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
+from hdf_lightning.checkpoints import module_nonfinite
 from hdf_lightning.evaluation import plots
 from hdf_lightning.evaluation.cost import format_cost, measure_cost
-from hdf_lightning.faults import module_nonfinite
 from hdf_lightning.io import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,7 @@
 """Guards against silent wrong results: checkpoint checks, run folders and the SIGTERM checkpoint.
 
-* :func:`first_nonfinite` / :func:`check_checkpoint` — a checkpoint is read (tensors only, so a
-  pickled program is refused), must hold a ``state_dict`` of finite tensors whose names and shapes
-  are those of the configured model; otherwise a :class:`~hdf_lightning.errors.CheckpointError`
-  names the file and the first offending tensor.
+* checkpoint checks (:mod:`hdf_lightning.checkpoints`, Lightning-free so that ``hdf predict``
+  shares them) are re-exported here for the CLI;
 * :func:`check_writable` / :func:`run_checkpoints` — the output folder is writable, and a new fit
   does not mix its files with another run's.
 * :class:`InterruptCheckpoint` — on SIGTERM during ``fit``, saves
@@ -16,9 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,133 +24,32 @@ import torch
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
-from hdf_lightning.errors import CheckpointError, RunFolderError
+from hdf_lightning.checkpoints import (
+    check_checkpoint,
+    first_nonfinite,
+    load_checkpoint_file,
+    module_nonfinite,
+)
+from hdf_lightning.errors import RunFolderError
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "INTERRUPTED_CKPT",
+    "InterruptCheckpoint",
+    "check_checkpoint",
+    "check_writable",
+    "first_nonfinite",
+    "load_checkpoint_file",
+    "module_nonfinite",
+    "resume_candidate",
+    "run_checkpoints",
+]
 
 INTERRUPTED_CKPT = "interrupted.ckpt"
 """File name (in ``<default_root_dir>/checkpoints``) of the checkpoint written on SIGTERM."""
 
 
-# ------------------------------------------------------------------------------ finite weights
-def first_nonfinite(tensors: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> str | None:
-    """Name of the first floating-point tensor holding a NaN or an infinity, else None.
-
-    Args:
-        tensors: a ``state_dict``-like mapping (or ``named_parameters()``-like pairs) of names to
-            tensors; entries that are not floating-point tensors are ignored.
-    """
-    items = tensors.items() if isinstance(tensors, Mapping) else tensors
-    for name, value in items:
-        floating = isinstance(value, Tensor) and value.is_floating_point()
-        if floating and not bool(torch.isfinite(value.detach()).all()):
-            return str(name)
-    return None
-
-
-def module_nonfinite(module: torch.nn.Module) -> str | None:
-    """Name of the first parameter or buffer of ``module`` that is not finite, else None."""
-    return first_nonfinite(module.state_dict(keep_vars=False))
-
-
-# ------------------------------------------------------------------------------ checkpoint files
-def load_checkpoint_file(path: str | os.PathLike[str], option: str = "--ckpt_path") -> Any:
-    """Read a checkpoint file with tensors and plain values only (no arbitrary pickled objects).
-
-    Raises:
-        CheckpointError: the file is missing, truncated, not a checkpoint, or holds pickled
-            Python objects (which could run code when loaded); the message names the file and
-            ``option``.
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise CheckpointError(
-            f"checkpoint not found: {file} ({option}). Finished runs keep theirs in "
-            "<run>/checkpoints/best.ckpt and last.ckpt."
-        )
-    try:
-        return torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        reason = str(err).strip().splitlines()
-        detail = next((line for line in reason if "GLOBAL" in line or "Unsupported" in line), "")
-        detail = f" ({detail.strip()})" if detail else ""
-        raise CheckpointError(
-            f"refused to load {file} ({option}): it holds pickled Python objects besides tensors "
-            f"and plain values, which could run code when loaded{detail}. "
-            "Checkpoints written by hdf never do; use only checkpoint files you trust."
-        ) from err
-    except Exception as err:  # arbitrary bytes make the unpickler fail in arbitrary ways
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"cannot read checkpoint {file} ({option}): the file is truncated or not a PyTorch "
-            f"checkpoint ({type(err).__name__}: {first})"
-        ) from err
-
-
-def check_checkpoint(
-    path: str | os.PathLike[str], model: torch.nn.Module | None, option: str = "--ckpt_path"
-) -> dict[str, Any]:
-    """Check that ``path`` is a readable Lightning checkpoint of ``model`` with finite weights.
-
-    Args:
-        path: the checkpoint file.
-        model: the configured LightningModule (its ``state_dict`` names and shapes are compared);
-            None skips the comparison.
-        option: the command-line option that gave the path (named in messages).
-
-    Returns:
-        The loaded checkpoint dictionary.
-
-    Raises:
-        CheckpointError: missing or unreadable file, no ``state_dict``, a non-finite tensor, or
-            names/shapes of another network (the message says which tensors differ).
-    """
-    file = Path(path)
-    checkpoint = load_checkpoint_file(file, option)
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
-    if not isinstance(state, Mapping):
-        raise CheckpointError(
-            f"{file} ({option}) is not a Lightning checkpoint: it has no 'state_dict' entry"
-        )
-    bad = first_nonfinite(state)
-    if bad is not None:
-        raise CheckpointError(
-            f"{file} ({option}) holds non-finite weights (NaN or inf), first in '{bad}': the run "
-            "that wrote it diverged. Use an earlier checkpoint of that run or train again with a "
-            "lower learning rate."
-        )
-    if model is not None:
-        _check_same_network(file, state, model.state_dict(), option)
-    return dict(checkpoint)
-
-
-def _check_same_network(
-    file: Path, saved: Mapping[str, Any], expected: Mapping[str, Any], option: str
-) -> None:
-    missing = [k for k in expected if k not in saved]
-    unexpected = [k for k in saved if k not in expected]
-    shapes = [
-        f"'{k}' is {tuple(saved[k].shape)} in the file but {tuple(v.shape)} in the model"
-        for k, v in expected.items()
-        if k in saved and isinstance(v, Tensor) and isinstance(saved[k], Tensor)
-        if tuple(saved[k].shape) != tuple(v.shape)
-    ]
-    if not (missing or unexpected or shapes):
-        return
-    parts = []
-    if shapes:
-        parts.append(f"{len(shapes)} tensor(s) of another shape (first: {shapes[0]})")
-    if missing:
-        parts.append(f"{len(missing)} tensor(s) of the model missing (first: '{missing[0]}')")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unknown tensor(s) (first: '{unexpected[0]}')")
-    raise CheckpointError(
-        f"{file} ({option}) was saved from another network than the one configured: "
-        f"{'; '.join(parts)}. Pass the --config (model section) of the run that wrote it."
-    )
-
-
-# ------------------------------------------------------------------------------ output folders
 def check_writable(folder: str | os.PathLike[str], option: str) -> None:
     """Create ``folder`` if needed and check that a file can be written in it.
 

@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import pickle
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from torch import nn
 
+from hdf_lightning.checkpoints import check_checkpoint
 from hdf_lightning.data.transforms import KINETICS_MEAN, KINETICS_STD
+from hdf_lightning.errors import CheckpointError
 
 __all__ = [
     "CheckpointError",
@@ -44,10 +43,6 @@ NORMALIZATION: dict[str, tuple[tuple[float, float, float] | None, ...]] = {
     "none": (None, None),
     "kinetics": (KINETICS_MEAN, KINETICS_STD),
 }
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message names the file and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -126,32 +121,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
     Raises:
         CheckpointError: missing file, a file that is not a PyTorch checkpoint (truncated,
-            garbage), or one holding Python objects that weights-only loading refuses.
+            garbage), one holding Python objects that weights-only loading refuses, no
+            ``state_dict``, or non-finite weights (see :mod:`hdf_lightning.checkpoints`).
     """
-    file = Path(path)
-    if not file.is_file():
-        raise CheckpointError(f"checkpoint not found: {file}")
-    try:
-        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "Unsupported global" not in str(err):
-            raise CheckpointError(
-                f"cannot read checkpoint {file}: not a PyTorch checkpoint, or truncated"
-            ) from err
-        raise CheckpointError(
-            f"cannot read checkpoint {file}: it holds objects that safe (weights-only) loading "
-            f"refuses ({str(err).splitlines()[0]})"
-        ) from err
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
-        raise CheckpointError(
-            f"cannot read checkpoint {file}: not a PyTorch checkpoint, or truncated "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-        ) from err
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
-        raise CheckpointError(
-            f"{file} is not a Lightning checkpoint of hdf fit (no state_dict in it)"
-        )
-    return checkpoint
+    return check_checkpoint(path, None)
 
 
 def find_run_config(checkpoint_path: Path) -> Path | None:
