@@ -7,7 +7,9 @@ subcommand.
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,12 @@ from pytorch_lightning import LightningDataModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
-from hdf_lightning.callbacks import CostReportWriter, EvaluationFigures, checkpoint_callbacks
+from hdf_lightning.callbacks import (
+    CostReportWriter,
+    EvaluationFigures,
+    LearningCurve,
+    checkpoint_callbacks,
+)
 from hdf_lightning.lit.module import HDFClassifier, sam_accumulation_error
 
 EXTRA_COMMANDS_HELP = """extra commands:
@@ -49,6 +56,38 @@ def configure_wandb_mode() -> str:
     return os.environ.get("WANDB_MODE", "online")
 
 
+class _DropLitLoggerTip(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip: For seamless cloud logging")
+
+
+def quiet_library_output() -> None:
+    """Silence library messages that tell an ``hdf`` user nothing they can act on.
+
+    Exactly these: Lightning's advertisement for its litlogger, and torch's deprecation of
+    ``LeafSpec`` raised inside Lightning's own code. (wandb's "anonymous setting" warning is
+    removed at its source, see :func:`_drop_unset_wandb_anonymous`; the CPU cost report no longer
+    starts the profiler.) Every other warning stays.
+    """
+    rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not any(isinstance(f, _DropLitLoggerTip) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropLitLoggerTip())
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+    )
+
+
+def _drop_unset_wandb_anonymous(trainer: Trainer) -> None:
+    """Lightning's WandbLogger passes ``anonymous=None`` to ``wandb.init``, which makes wandb
+    warn that the (deprecated) setting has no effect; leave the setting out when it is unset."""
+    for logger in trainer.loggers:
+        init = getattr(logger, "_wandb_init", None)
+        if isinstance(init, dict) and init.get("anonymous", "set") is None:
+            del init["anonymous"]
+
+
 class HDFCLI(LightningCLI):
     """LightningCLI for :class:`HDFClassifier` with any LightningDataModule (``class_path``).
 
@@ -73,7 +112,9 @@ class HDFCLI(LightningCLI):
                 **self.trainer_defaults,
                 "callbacks": [c for c in defaults if not isinstance(c, ModelCheckpoint)],
             }
-        return super()._instantiate_trainer(config, callbacks)
+        trainer = super()._instantiate_trainer(config, callbacks)
+        _drop_unset_wandb_anonymous(trainer)
+        return trainer
 
     def before_fit(self) -> None:
         # Lightning refuses accumulation under manual optimisation with a generic message; say why.
@@ -94,10 +135,11 @@ class HDFCLI(LightningCLI):
             )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        # callbacks that write a run's pictures and cost report, configurable as `figures.*`
-        # and `cost_report.*` (e.g. --figures.enabled=false)
+        # callbacks that write a run's pictures, cost report and learning curve, configurable as
+        # `figures.*`, `cost_report.*` and `learning_curve.*` (e.g. --figures.enabled=false)
         parser.add_lightning_class_args(EvaluationFigures, "figures")
         parser.add_lightning_class_args(CostReportWriter, "cost_report")
+        parser.add_lightning_class_args(LearningCurve, "learning_curve")
         parser.link_arguments(
             "data", "model.num_classes", compute_fn=_num_classes, apply_on="instantiate"
         )
@@ -123,6 +165,7 @@ def _class_names(datamodule: LightningDataModule) -> list[str]:
 def make_cli(args: Sequence[str] | None, *, run: bool = True) -> HDFCLI:
     """The :class:`HDFCLI` of ``hdf``; with ``run=False`` it parses and instantiates the model,
     DataModule and trainer of a fit-style config without running a subcommand."""
+    quiet_library_output()
     return HDFCLI(
         model_class=HDFClassifier,
         datamodule_class=LightningDataModule,
