@@ -72,7 +72,7 @@ def test_params_memory_and_throughput() -> None:
     assert report.peak_memory_bytes is not None
     stem_output_bytes = 2 * 8 * 4 * 4 * 4 * 4  # (B, 8, 4, 4, 4) float32
     assert report.peak_memory_bytes >= stem_output_bytes
-    assert report.memory_method.startswith("torch.profiler")
+    assert report.memory_method.startswith("tensor storages")
     assert report.device == "cpu" and report.dtype == "float32"
     assert report.input_shape == INPUT
 
@@ -89,6 +89,32 @@ def test_peak_memory_sees_a_known_temporary() -> None:
     report = measure_cost(BigTemporary(), INPUT, iters=1, warmup=0)
     assert report.peak_memory_bytes is not None
     assert 2**22 <= report.peak_memory_bytes < 2**22 + 2**16
+
+
+class FreesATemporary(nn.Module):
+    """4,000 B and 8,000 B alive together, then the first freed before a 2,000 B one."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        first = x.new_zeros(1000)  # 4,000 B of float32
+        second = x.new_zeros(2000)  # 8,000 B: 12,000 B alive, the peak
+        del first
+        third = x.new_zeros(500)  # 2,000 B: 10,000 B alive
+        return (second.sum() + third.sum()).reshape(1, 1)
+
+
+def test_cpu_peak_memory_is_exact_and_follows_frees() -> None:
+    report = measure_cost(FreesATemporary(), INPUT, iters=1, warmup=0)
+    assert report.peak_memory_bytes == 12_000
+
+
+def test_cpu_measurement_does_not_start_the_profiler(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the profiler prints device-probing errors on a CPU-only machine with a CUDA build
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("torch.profiler.profile was started")
+
+    monkeypatch.setattr(torch.profiler, "profile", refuse)
+    report = measure_cost(TinyClipNet(), INPUT, iters=1, warmup=0)
+    assert report.peak_memory_bytes is not None and report.peak_memory_bytes > 0
 
 
 def test_peak_memory_counts_coexisting_activations() -> None:

@@ -188,3 +188,59 @@ def test_figures_do_not_touch_pyplot_and_render_to_array() -> None:
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
     assert image.shape[0] > 100 and image.shape[1] > 100
     assert image.min() < 128 < image.max()  # not a blank canvas
+
+
+def test_per_class_recall_draws_absent_classes_and_leaves_them_out_of_the_mean() -> None:
+    recalls = [1.0, float("nan"), 0.0, float("nan"), 0.5, float("nan"), float("nan")]
+    figure = per_class_recall_figure(recalls, NAMES)
+    axes = figure.axes[0]
+    labels = [text.get_text() for text in axes.texts]
+    assert labels == ["100.0", "absent", "0.0", "absent", "50.0", "absent", "absent"]
+    np.testing.assert_allclose([p.get_height() for p in axes.patches], [1, 0, 0, 0, 0.5, 0, 0])
+    dashed = [line for line in axes.get_lines() if line.get_linestyle() == "--"]
+    np.testing.assert_allclose(dashed[0].get_ydata(), 0.5)  # mean of the 3 present, not of 7
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["UAR 50.0%"]
+
+
+def test_evaluation_figures_show_classes_without_samples_as_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The callback's recall picture: absent classes, and the logged UAR on the line and title."""
+    from types import SimpleNamespace
+
+    import hdf_lightning.callbacks as callbacks
+    from hdf_lightning.evaluation import EvaluationMetrics
+
+    metrics = EvaluationMetrics(7, NAMES)
+    # 3 classes present (happy, sad, neutral); sad is once predicted as angry
+    metrics.update(torch.tensor([0, 0, 1, 3, 2, 2]), torch.tensor([0, 0, 1, 1, 2, 2]))
+    values = metrics.compute()
+    # the metric: recall happy 1, sad 0.5, neutral 1; angry (predicted, no sample) counts as 0
+    assert float(values["uar"]) == pytest.approx((1 + 0.5 + 1 + 0) / 4)
+    module = SimpleNamespace(eval_results={"test": values}, class_names=NAMES)
+    trainer = SimpleNamespace(
+        is_global_zero=True,
+        sanity_checking=False,
+        logger=None,
+        default_root_dir=str(tmp_path),
+        current_epoch=0,
+        global_step=0,
+    )
+    drawn: list[Figure] = []
+    original = callbacks.plots.per_class_recall_figure
+
+    def capture(*args: object, **kwargs: object) -> Figure:
+        drawn.append(original(*args, **kwargs))  # type: ignore[arg-type]
+        return drawn[-1]
+
+    monkeypatch.setattr(callbacks.plots, "per_class_recall_figure", capture)
+    callbacks.EvaluationFigures().on_test_end(trainer, module)  # type: ignore[arg-type]
+    axes = drawn[0].axes[0]
+    labels = [text.get_text() for text in axes.texts]
+    assert labels == ["100.0", "50.0", "100.0", "absent", "absent", "absent", "absent"]
+    dashed = [line for line in axes.get_lines() if line.get_linestyle() == "--"]
+    np.testing.assert_allclose(dashed[0].get_ydata(), float(values["uar"]), rtol=1e-6)
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["UAR 62.5%"]
+    assert axes.get_title() == "test per-class recall (UAR 0.625)"
+    _assert_png(tmp_path / "figures" / "test_per_class_recall.png")
+    _assert_png(tmp_path / "figures" / "test_confusion_matrix.png")

@@ -40,12 +40,13 @@ def test_warmup_then_cosine_values() -> None:
 
 
 def test_default_start_factor_and_recipe_shape() -> None:
-    # recipe: 5e-4 with a linear warmup from (almost) 0 and a cosine to 5e-6
+    # recipe (METHOD.md §5): 5e-4 with a linear warmup from 0 and a cosine to 5e-6
     scheduler = warmup_cosine_schedule(
         _optimizer(5e-4), warmup_steps=20, total_steps=300, min_lr=5e-6
     )
     values = _lrs_over(scheduler, 300)
-    assert values[0] == pytest.approx(5e-7)
+    assert values[0] == 0.0
+    assert values[1] == pytest.approx(5e-4 / 20)
     assert values[20] == pytest.approx(5e-4)
     assert max(values) == pytest.approx(5e-4)
     assert values[300] == pytest.approx(5e-6)
@@ -69,7 +70,7 @@ def test_without_warmup_every_group_decays_to_min_lr() -> None:
         ({"warmup_steps": 10, "total_steps": 10, "min_lr": 0.0}, "total_steps"),
         ({"warmup_steps": 1, "total_steps": 10, "min_lr": -1.0}, "min_lr"),
         (
-            {"warmup_steps": 1, "total_steps": 10, "min_lr": 0.0, "warmup_start_factor": 0.0},
+            {"warmup_steps": 1, "total_steps": 10, "min_lr": 0.0, "warmup_start_factor": -0.1},
             "warmup_start_factor",
         ),
     ],
@@ -77,3 +78,24 @@ def test_without_warmup_every_group_decays_to_min_lr() -> None:
 def test_rejects_bad_arguments(arguments: dict[str, float], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         warmup_cosine_schedule(_optimizer(1.0), **arguments)  # type: ignore[arg-type]
+
+
+def test_stays_at_min_lr_after_total_steps() -> None:
+    scheduler = warmup_cosine_schedule(_optimizer(1.0), warmup_steps=2, total_steps=6, min_lr=0.2)
+    values = _lrs_over(scheduler, 9)
+    assert values[6:] == pytest.approx([0.2] * 4)
+
+
+def test_resumed_schedule_continues_from_its_state() -> None:
+    first = warmup_cosine_schedule(_optimizer(1.0), warmup_steps=3, total_steps=10, min_lr=0.0)
+    values = _lrs_over(first, 5)
+    # as Lightning resumes: build both, then restore the optimizer and the scheduler state
+    optimizer = _optimizer(1.0)
+    resumed = warmup_cosine_schedule(optimizer, warmup_steps=3, total_steps=10, min_lr=0.0)
+    optimizer.load_state_dict(first.optimizer.state_dict())
+    resumed.load_state_dict(first.state_dict())
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(values[-1])
+    uninterrupted = warmup_cosine_schedule(
+        _optimizer(1.0), warmup_steps=3, total_steps=10, min_lr=0.0
+    )
+    assert _lrs_over(resumed, 5)[1:] == pytest.approx(_lrs_over(uninterrupted, 10)[6:])

@@ -9,7 +9,10 @@ The ``hdf`` CLI adds the first four by default:
   also sent to a logger that takes images;
 * :class:`CostReportWriter` — at the start of ``test``, parameters, GFLOPs per clip, peak memory
   and clips/s of the network at the DataModule's input size, printed and written to
-  ``<run>/cost_report.json``.
+  ``<run>/cost_report.json``;
+* :class:`LearningCurve` — during ``fit``, one console line per epoch (val WAR, val UAR, train
+  loss, best so far), ``checkpoints/learning_curve.csv`` and ``<run>/figures/learning_curve.png``,
+  and a summary at the end (best epoch, checkpoint, figures, the command that tests it).
 
 Opt-in:
 
@@ -24,9 +27,13 @@ Opt-in:
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import logging
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +232,234 @@ class CostReportWriter(pl.Callback):
                 },
                 step=trainer.global_step,
             )
+
+
+LEARNING_CURVE_COLUMNS: tuple[str, ...] = (
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "val_loss",
+    "val_war",
+    "val_uar",
+    "best_val_uar",
+)
+
+
+def _scalar(value: Any) -> float:
+    return float(value.item() if isinstance(value, Tensor) else value)
+
+
+class LearningCurve(pl.Callback):
+    """Make a ``fit`` readable: a line per epoch, a per-epoch CSV, a learning-curve PNG, a summary.
+
+    At the end of every training epoch (its validation has run by then), on rank 0:
+
+    * one console line, e.g.
+      ``epoch 3  val WAR 61.2%  val UAR 58.9%  train loss 1.234  (best so far)``; "best so far"
+      means the highest ``val/uar`` yet (strictly higher than every earlier epoch's, the rule of
+      the ``best.ckpt`` checkpoint);
+    * ``learning_curve.csv`` next to the checkpoints (the ``dirpath`` of the trainer's checkpoint
+      callback, ``<default_root_dir>/checkpoints`` by default) with the columns
+      :data:`LEARNING_CURVE_COLUMNS`, rewritten atomically, whatever the logger;
+    * ``<run>/figures/learning_curve.png`` (loss, WAR and UAR per epoch, the best epoch marked).
+
+    At the end of ``fit``: the best epoch and its metrics, the best checkpoint's path, the
+    figures folder and the ``hdf test`` command that evaluates that checkpoint.
+
+    The history is part of the callback's checkpointed state, so a resumed run continues the CSV
+    and the picture instead of starting them again. The train loss is the batch-size weighted
+    mean of the loss ``training_step`` returns (the unweighted loss of the first SAM pass) on this
+    rank; validation values are the logged ``val/loss``, ``val/war`` and ``val/uar`` (all ranks).
+    Epochs are counted from 0, as in the progress bar and the validation figure names.
+
+    Args:
+        enabled: print, write and draw (False: do nothing).
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.history: list[dict[str, float]] = []
+        self._loss_sum = 0.0
+        self._loss_count = 0
+        self._val: dict[str, float] | None = None
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": [dict(row) for row in self.history]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = [dict(row) for row in state_dict.get("history", [])]
+
+    # ------------------------------------------------------------------ collecting
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._loss_sum, self._loss_count, self._val = 0.0, 0, None
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is None:
+            return
+        value = _scalar(loss)
+        size = _batch_size(batch)
+        if math.isfinite(value):
+            self._loss_sum += value * size
+            self._loss_count += size
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = trainer.callback_metrics
+        self._val = {
+            key: _scalar(metrics[f"val/{key}"])
+            for key in ("loss", "war", "uar")
+            if f"val/{key}" in metrics
+        }
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.enabled:
+            return
+        # runs before the checkpoint callbacks (Lightning orders them last), so the row of this
+        # epoch is in the state they save
+        history = [row for row in self.history if row["epoch"] < trainer.current_epoch]
+        val = self._val or {}
+        nan = float("nan")
+        previous_best = max(
+            (row["val_uar"] for row in history if _known(row["val_uar"])), default=nan
+        )
+        uar = val.get("uar", nan)
+        improved = _known(uar) and not (_known(previous_best) and uar <= previous_best)
+        optimizers = trainer.optimizers
+        row = {
+            "epoch": float(trainer.current_epoch),
+            "step": float(trainer.global_step),
+            "lr": float(optimizers[0].param_groups[0]["lr"]) if optimizers else nan,
+            "train_loss": self._loss_sum / self._loss_count if self._loss_count else nan,
+            "val_loss": val.get("loss", nan),
+            "val_war": val.get("war", nan),
+            "val_uar": uar,
+            "best_val_uar": uar if improved else previous_best,
+        }
+        self.history = [*history, row]
+        if trainer.is_global_zero:
+            rank_zero_info(_epoch_line(row, improved))
+            self._write(trainer)
+
+    def _write(self, trainer: pl.Trainer) -> None:
+        atomic_write_text(_checkpoint_dir(trainer) / "learning_curve.csv", self.to_csv())
+        columns = {key: [row[key] for row in self.history] for key in LEARNING_CURVE_COLUMNS}
+        best = self.best()
+        figure = plots.learning_curve_figure(
+            [int(e) for e in columns["epoch"]],
+            train_loss=columns["train_loss"],
+            val_loss=columns["val_loss"],
+            val_war=columns["val_war"],
+            val_uar=columns["val_uar"],
+            best_epoch=int(best["epoch"]) if best is not None else None,
+        )
+        plots.save_figure(figure, run_dir(trainer) / "figures" / "learning_curve.png")
+
+    # ------------------------------------------------------------------ results
+    def to_csv(self) -> str:
+        """The history as CSV text (header :data:`LEARNING_CURVE_COLUMNS`; empty cell = none)."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(LEARNING_CURVE_COLUMNS)
+        for row in self.history:
+            writer.writerow([_cell(key, row[key]) for key in LEARNING_CURVE_COLUMNS])
+        return buffer.getvalue()
+
+    def best(self) -> dict[str, float] | None:
+        """The row of the first epoch with the highest ``val_uar``, or None without validation."""
+        rows = [row for row in self.history if _known(row["val_uar"])]
+        return max(rows, key=lambda row: row["val_uar"]) if rows else None
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.enabled or not trainer.is_global_zero or not self.history:
+            return
+        best = self.best()
+        lines = ["", "fit finished"]
+        if best is None:
+            lines.append("  no validation ran: no best epoch")
+        else:
+            lines.append(
+                f"  best epoch    {int(best['epoch'])}: val WAR {100 * best['val_war']:.1f}%  "
+                f"val UAR {100 * best['val_uar']:.1f}%  train loss {best['train_loss']:.4g}"
+            )
+        checkpoint = _best_checkpoint(trainer)
+        if checkpoint:
+            lines.append(f"  checkpoint    {checkpoint}")
+        lines.append(f"  figures       {run_dir(trainer) / 'figures'}")
+        lines.append(f"  metrics       {_checkpoint_dir(trainer) / 'learning_curve.csv'}")
+        if checkpoint:
+            config = _saved_config(trainer)
+            config_arg = str(config) if config is not None else "<your config>"
+            lines.append(f"  test it with  hdf test --config {config_arg} --ckpt_path {checkpoint}")
+        rank_zero_info("\n".join(lines))
+
+
+def _known(value: float) -> bool:
+    return not math.isnan(value)
+
+
+def _cell(key: str, value: float) -> str:
+    if not _known(value):
+        return ""
+    return str(int(value)) if key in ("epoch", "step") else f"{value:.6g}"
+
+
+def _batch_size(batch: Any) -> int:
+    if isinstance(batch, dict) and isinstance(batch.get("label"), Tensor):
+        return int(batch["label"].shape[0])
+    return 1
+
+
+def _epoch_line(row: dict[str, float], improved: bool) -> str:
+    parts = [f"epoch {int(row['epoch'])}"]
+    if _known(row["val_war"]):
+        parts.append(f"val WAR {100 * row['val_war']:.1f}%")
+    if _known(row["val_uar"]):
+        parts.append(f"val UAR {100 * row['val_uar']:.1f}%")
+    if _known(row["train_loss"]):
+        parts.append(f"train loss {row['train_loss']:.4g}")
+    if improved:
+        parts.append("(best so far)")
+    return "  ".join(parts)
+
+
+def _checkpoint_dir(trainer: pl.Trainer) -> Path:
+    """Where the checkpoints go: the trainer's (val/uar) checkpoint callback's folder."""
+    callbacks = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)]
+    callbacks.sort(key=lambda c: c.monitor != "val/uar")
+    for callback in callbacks:
+        if callback.dirpath:
+            return Path(callback.dirpath)
+    return Path(trainer.default_root_dir) / "checkpoints"
+
+
+def _best_checkpoint(trainer: pl.Trainer) -> str | None:
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.monitor == "val/uar":
+            path = callback.best_model_path
+            return path if path and os.path.exists(path) else None
+    return None
+
+
+def _saved_config(trainer: pl.Trainer) -> Path | None:
+    """The config the CLI saved for this run (``config.yaml`` in the log folder), if any."""
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        filename = getattr(callback, "config_filename", None)  # LightningCLI's SaveConfigCallback
+        if isinstance(filename, str) and trainer.log_dir is not None:
+            path = Path(trainer.log_dir) / filename
+            if path.is_file():
+                return path
+    return None
 
 
 def state_digest(module: torch.nn.Module) -> str:

@@ -12,9 +12,12 @@ Conventions (stated again in :class:`CostReport`):
   batch ``batch_size``) above what was allocated when it started: activations, temporaries and the
   output. Parameters and the input already exist and are not included. On CUDA it is
   ``torch.cuda.max_memory_allocated() - torch.cuda.memory_allocated()`` (before the pass, after
-  ``reset_peak_memory_stats``); on CPU it is the maximum running sum of the allocation and free
-  events of PyTorch's CPU allocator recorded by ``torch.profiler`` (``profile_memory=True``) during
-  the pass. Memory a library allocates outside PyTorch's allocator is not seen.
+  ``reset_peak_memory_stats``); on CPU it is the peak of the bytes of the tensor storages that the
+  pass's operators created and that are still alive, followed operator by operator with a
+  ``TorchDispatchMode`` (a storage counts from the operator that returns it until it is freed).
+  Scratch memory an operator allocates and frees inside its own kernel, and memory a library
+  allocates outside PyTorch's tensors, are not seen. (The profiler's allocator events would see
+  them, but starting the profiler on a CPU-only machine prints device-probing errors.)
 * **Throughput** is ``batch_size / median(seconds per forward)`` over ``iters`` timed forward passes
   in inference mode after ``warmup`` untimed ones (CUDA synchronised around each pass).
 """
@@ -22,21 +25,24 @@ Conventions (stated again in :class:`CostReport`):
 from __future__ import annotations
 
 import copy
-import logging
+import functools
 import statistics
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 __all__ = ["CostReport", "format_cost", "format_cost_table", "measure_cost"]
 
-logger = logging.getLogger(__name__)
 
-_CPU_MEMORY_METHOD = "torch.profiler CPU allocator events: peak of allocated minus freed bytes"
+_CPU_MEMORY_METHOD = "tensor storages created by the forward's operators: peak of live bytes"
 _CUDA_MEMORY_METHOD = "torch.cuda.max_memory_allocated minus memory_allocated before the forward"
 
 
@@ -130,36 +136,68 @@ def _peak_cuda_bytes(model: nn.Module, clips: Tensor) -> int:
     return int(torch.cuda.max_memory_allocated(device) - before)
 
 
-def _peak_cpu_bytes(model: nn.Module, clips: Tensor) -> int | None:
-    """Peak of (allocated − freed) CPU allocator bytes during one forward, from the profiler.
+class _LiveStorageBytes(TorchDispatchMode):
+    """Follow the bytes of the tensor storages created while the mode is active.
 
-    Returns ``None`` when this PyTorch build's profiler does not expose allocation events.
+    Every operator's output storage not seen before (and not in ``existing``) is counted from
+    that operator until the storage is freed (a weak-reference callback); ``peak`` is the
+    largest total. Views share their base's storage and count once; a storage that grows
+    (``resize_``) is counted at its new size.
     """
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    with (
-        torch.inference_mode(),
-        torch.profiler.profile(activities=activities, profile_memory=True) as profile,
-    ):
-        model(clips)
-    try:
-        from torch._C._profiler import _EventType
 
-        roots = profile.profiler.kineto_results.experimental_event_tree()
-    except (AttributeError, ImportError) as error:
-        logger.warning("CPU peak memory not measured: profiler has no event tree (%s)", error)
-        return None
-    allocations: list[tuple[int, int]] = []  # (time ns, bytes; negative for a free)
-    stack = list(roots)
-    while stack:
-        node = stack.pop()
-        stack.extend(node.children)
-        if node.tag == _EventType.Allocation and node.extra_fields.device.type == "cpu":
-            allocations.append((node.start_time_ns, int(node.extra_fields.alloc_size)))
-    live = peak = 0
-    for _, size in sorted(allocations):
-        live += size
-        peak = max(peak, live)
-    return peak
+    def __init__(self, existing: list[Tensor]) -> None:
+        super().__init__()
+        self._existing = {self._key(t) for t in existing}
+        self._sizes: dict[int, int] = {}
+        self._refs: dict[int, weakref.ref[torch.UntypedStorage]] = {}
+        self.live = 0
+        self.peak = 0
+
+    @staticmethod
+    def _key(tensor: Tensor) -> int:
+        return id(tensor.untyped_storage())
+
+    def _freed(self, key: int, _: object) -> None:
+        """Weak-reference callback: the storage ``key`` was freed."""
+        self.live -= self._sizes.pop(key, 0)
+        self._refs.pop(key, None)
+
+    def _track(self, tensor: Tensor) -> None:
+        if tensor.device.type != "cpu" or tensor.is_meta:
+            return
+        storage = tensor.untyped_storage()
+        key = id(storage)
+        if key in self._existing:
+            return
+        size = storage.nbytes()
+        if key not in self._refs:
+            self._refs[key] = weakref.ref(storage, functools.partial(self._freed, key))
+            self._sizes[key] = 0
+        self.live += size - self._sizes[key]
+        self._sizes[key] = size
+        self.peak = max(self.peak, self.live)
+
+    def __torch_dispatch__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for leaf in tree_leaves(out):
+            if isinstance(leaf, Tensor):
+                self._track(leaf)
+        return out
+
+
+def _peak_cpu_bytes(model: nn.Module, clips: Tensor) -> int:
+    """Peak bytes of live tensor storages created during one forward (see the module docs)."""
+    existing = [clips, *model.parameters(), *model.buffers()]
+    tracker = _LiveStorageBytes(existing)
+    with torch.inference_mode(), tracker:
+        model(clips)
+    return tracker.peak
 
 
 def _throughput(model: nn.Module, clips: Tensor, *, iters: int, warmup: int) -> float:
@@ -232,7 +270,7 @@ def measure_cost(
         memory_method = _CUDA_MEMORY_METHOD
     else:
         peak = _peak_cpu_bytes(runner, clips)
-        memory_method = _CPU_MEMORY_METHOD if peak is not None else "unavailable"
+        memory_method = _CPU_MEMORY_METHOD
     clips_per_second = _throughput(runner, clips, iters=iters, warmup=warmup)
 
     flops_per_clip = flops // batch_size

@@ -1,4 +1,4 @@
-"""Pictures of an evaluation: confusion matrix, per-class recall, 2-D embedding of features.
+"""Pictures of a run: confusion matrix, per-class recall, 2-D embedding, learning curve.
 
 Figures are built with the object-oriented matplotlib API on an Agg canvas: nothing goes
 through ``pyplot``, so no global figure registry or backend state is touched and a figure is freed
@@ -18,6 +18,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
 from hdf_lightning.io import atomic_path
@@ -26,6 +27,7 @@ __all__ = [
     "confusion_matrix_figure",
     "embedding_figure",
     "figure_to_array",
+    "learning_curve_figure",
     "normalize_confusion",
     "pca_2d",
     "per_class_recall_figure",
@@ -183,6 +185,88 @@ def per_class_recall_figure(
     axes.grid(axis="y", alpha=0.3)
     axes.set_axisbelow(True)
     axes.set_title(title if title is not None else "Per-class recall", fontsize=_FONT_SIZE + 2)
+    return figure
+
+
+def _series(name: str, values: Sequence[float] | None, count: int) -> np.ndarray:
+    """``values`` as a float array of ``count`` entries (all NaN when None)."""
+    if values is None:
+        return np.full(count, np.nan)
+    array = np.asarray(values, dtype=float).reshape(-1)
+    if array.size != count:
+        raise ValueError(f"{name} must hold one value per epoch ({count}), got {array.size}")
+    return array
+
+
+def learning_curve_figure(
+    epochs: Sequence[int],
+    *,
+    train_loss: Sequence[float] | None = None,
+    val_loss: Sequence[float] | None = None,
+    val_war: Sequence[float] | None = None,
+    val_uar: Sequence[float] | None = None,
+    best_epoch: int | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Loss, WAR and UAR per epoch, side by side.
+
+    Args:
+        epochs: E epoch numbers (the x axis), in increasing order.
+        train_loss: E mean training losses; NaN (or None for all) where not measured.
+        val_loss: E validation losses (cross-entropy), drawn on the loss panel.
+        val_war: E validation WARs in [0, 1], drawn in percent.
+        val_uar: E validation UARs in [0, 1], drawn in percent.
+        best_epoch: the selected epoch, marked by a dotted vertical line on every panel.
+        title: figure title (default "Learning curve").
+
+    Returns:
+        A matplotlib ``Figure`` with three axes (loss, WAR %, UAR %). Missing values (NaN)
+        leave gaps; every measured epoch is drawn as a marker, so one epoch is visible too.
+    """
+    x = np.asarray(list(epochs), dtype=float).reshape(-1)
+    if x.size == 0:
+        raise ValueError("epochs must hold at least one epoch")
+    count = x.size
+    series = {
+        name: _series(name, values, count)
+        for name, values in (
+            ("train_loss", train_loss),
+            ("val_loss", val_loss),
+            ("val_war", val_war),
+            ("val_uar", val_uar),
+        )
+    }
+    figure = Figure(figsize=(12.0, 3.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    loss_axes, war_axes, uar_axes = figure.subplots(1, 3)
+    panels: list[tuple[Axes, str, list[tuple[str, str, np.ndarray]]]] = [
+        (
+            loss_axes,
+            "Loss",
+            [
+                ("train", "tab:blue", series["train_loss"]),
+                ("val CE", "tab:orange", series["val_loss"]),
+            ],
+        ),
+        (war_axes, "WAR (%)", [("val", "tab:orange", 100 * series["val_war"])]),
+        (uar_axes, "UAR (%)", [("val", "tab:orange", 100 * series["val_uar"])]),
+    ]
+    for axes, label, lines in panels:
+        for name, colour, values in lines:
+            if not np.isnan(values).all():
+                axes.plot(x, values, marker="o", markersize=3, color=colour, label=name)
+        if best_epoch is not None:
+            axes.axvline(best_epoch, color="tab:green", linestyle=":", linewidth=1.5, label="best")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_xlabel("Epoch", fontsize=_FONT_SIZE + 1)
+        axes.set_ylabel(label, fontsize=_FONT_SIZE + 1)
+        axes.tick_params(labelsize=_FONT_SIZE - 1)
+        axes.grid(alpha=0.3)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=_FONT_SIZE - 1)
+    for axes in (war_axes, uar_axes):
+        axes.set_ylim(0.0, 100.0)
+    figure.suptitle(title if title is not None else "Learning curve", fontsize=_FONT_SIZE + 2)
     return figure
 
 

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveCon
 from hdf_lightning.callbacks import (
     CostReportWriter,
     EvaluationFigures,
+    LearningCurve,
     checkpoint_callbacks,
     run_dir,
 )
@@ -83,6 +85,38 @@ def configure_wandb_mode() -> str:
     return os.environ.get("WANDB_MODE", "online")
 
 
+class _DropLitLoggerTip(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip: For seamless cloud logging")
+
+
+def quiet_library_output() -> None:
+    """Silence library messages that tell an ``hdf`` user nothing they can act on.
+
+    Exactly these: Lightning's advertisement for its litlogger, and torch's deprecation of
+    ``LeafSpec`` raised inside Lightning's own code. (wandb's "anonymous setting" warning is
+    removed at its source, see :func:`_drop_unset_wandb_anonymous`; the CPU cost report no longer
+    starts the profiler.) Every other warning stays.
+    """
+    rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not any(isinstance(f, _DropLitLoggerTip) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropLitLoggerTip())
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+    )
+
+
+def _drop_unset_wandb_anonymous(trainer: Trainer) -> None:
+    """Lightning's WandbLogger passes ``anonymous=None`` to ``wandb.init``, which makes wandb
+    warn that the (deprecated) setting has no effect; leave the setting out when it is unset."""
+    for logger in trainer.loggers:
+        init = getattr(logger, "_wandb_init", None)
+        if isinstance(init, dict) and init.get("anonymous", "set") is None:
+            del init["anonymous"]
+
+
 class HDFCLI(LightningCLI):
     """LightningCLI for :class:`HDFClassifier` with any LightningDataModule (``class_path``).
 
@@ -115,7 +149,9 @@ class HDFCLI(LightningCLI):
                     c for c in defaults if not isinstance(c, ModelCheckpoint | InterruptCheckpoint)
                 ],
             }
-        return super()._instantiate_trainer(config, callbacks)
+        trainer = super()._instantiate_trainer(config, callbacks)
+        _drop_unset_wandb_anonymous(trainer)
+        return trainer
 
     def instantiate_classes(self) -> None:
         """Instantiate as LightningCLI does; a value a constructor refuses becomes a one-line
@@ -246,10 +282,11 @@ class HDFCLI(LightningCLI):
             help="fit: replace the run (checkpoints, figures, reports) already in "
             "trainer.default_root_dir instead of refusing to start (other commands ignore it)",
         )
-        # callbacks that write a run's pictures and cost report, configurable as `figures.*`
-        # and `cost_report.*` (e.g. --figures.enabled=false)
+        # callbacks that write a run's pictures, cost report and learning curve, configurable as
+        # `figures.*`, `cost_report.*` and `learning_curve.*` (e.g. --figures.enabled=false)
         parser.add_lightning_class_args(EvaluationFigures, "figures")
         parser.add_lightning_class_args(CostReportWriter, "cost_report")
+        parser.add_lightning_class_args(LearningCurve, "learning_curve")
         parser.link_arguments(
             "data", "model.num_classes", compute_fn=_num_classes, apply_on="instantiate"
         )
@@ -312,6 +349,7 @@ def _class_names(datamodule: LightningDataModule) -> list[str]:
 def make_cli(args: Sequence[str] | None, *, run: bool = True) -> HDFCLI:
     """The :class:`HDFCLI` of ``hdf``; with ``run=False`` it parses and instantiates the model,
     DataModule and trainer of a fit-style config without running a subcommand."""
+    quiet_library_output()
     return HDFCLI(
         model_class=HDFClassifier,
         datamodule_class=LightningDataModule,
