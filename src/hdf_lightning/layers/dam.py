@@ -154,7 +154,7 @@ class DAM(nn.Module):
 
     @property
     def dct_basis(self) -> Tensor:
-        """The 49 filters ``B_k`` as a conv2d weight ``(49, 1, 7, 7)``, in the buffers' dtype/device.
+        """The 49 filters ``B_k``, a conv2d weight ``(49, 1, 7, 7)`` in the buffers' dtype, device.
 
         :meth:`forward` applies the same filters through their separable 1-D factors, so the 2-D
         basis is derived on demand (from :func:`~hdf_lightning.layers.dct.dct_basis_7x7`) rather
