@@ -284,6 +284,21 @@ def test_step_with_closure_decreases_a_toy_loss() -> None:
     assert final < 0.05 * initial
     with pytest.raises(ValueError, match="closure"):
         sam.step()
+    sam.zero_grad()  # gradients set to None: the first pass has not run
+    with pytest.raises(ValueError, match="ClosureSAM"):
+        sam.step(closure)
+
+
+def test_plain_sam_in_lightning_automatic_optimisation_is_refused() -> None:
+    # Lightning's closure runs the first pass: plain SAM would perturb along no or a stale gradient
+    x, y = _data()
+
+    class PlainSAMModule(_AutomaticModule):
+        def configure_optimizers(self) -> SAM:
+            return SAM(self.parameters(), partial(torch.optim.SGD, lr=0.1), rho=0.05)
+
+    with pytest.raises(ValueError, match="use ClosureSAM"):
+        _fit_one_step(PlainSAMModule(x, y, momentum=0.0), "32-true")
 
 
 def test_rejects_negative_rho() -> None:
@@ -309,7 +324,7 @@ class _AutomaticModule(pl.LightningModule):
     def train_dataloader(self) -> list[Tensor]:
         return [torch.zeros(1)]
 
-    def configure_optimizers(self) -> ClosureSAM:
+    def configure_optimizers(self) -> SAM:
         base = partial(torch.optim.SGD, lr=0.1, momentum=self.momentum)
         return ClosureSAM(
             self.parameters(), base, rho=0.05, model=self, on_grad_norm=self.dsm.observe_grad_norm

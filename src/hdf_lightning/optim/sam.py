@@ -199,7 +199,8 @@ class SAM(Optimizer):
 
         Performs :meth:`first_step` (clearing the gradients), calls ``closure`` (which must run
         the forward and backward pass again, at the perturbed weights) and :meth:`second_step`.
-        When g is not finite, the closure and the update are skipped.
+        When g is not finite, the closure and the update are skipped. Raises ``ValueError`` when
+        no parameter has a gradient (the first backward has not run).
 
         Args:
             closure: re-evaluates the model and calls ``backward``; returns the loss.
@@ -211,6 +212,12 @@ class SAM(Optimizer):
             raise ValueError(
                 "SAM.step needs a closure that runs the forward and backward pass again; "
                 "or call first_step() and second_step() around the second pass yourself"
+            )
+        if not any(p.grad is not None for group in self.param_groups for p in group["params"]):
+            raise ValueError(
+                "SAM.step(closure) expects the first forward/backward to have run (no parameter "
+                "has a gradient); for a closure that runs the first pass itself, as Lightning's "
+                "automatic optimisation passes, use ClosureSAM"
             )
         g = self.first_step(zero_grad=True)
         if not bool(torch.isfinite(g)):
