@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from hdf_lightning.layers import DAM, channel_bins, dct_basis_7x7
+from hdf_lightning.layers import DAM, DAMMaps, channel_bins, dam_maps, dct_basis_7x7, insert_dam
 
 
 def reference_dam(dam: DAM, x: Tensor) -> Tensor:
@@ -102,14 +102,23 @@ def test_channel_bins_match_adaptive_pooling() -> None:
     torch.testing.assert_close(pooled, expected)
 
 
-def test_every_parameter_receives_a_nonzero_gradient() -> None:
+def test_every_parameter_receives_a_real_gradient_except_the_key_bias() -> None:
+    # softmax(q kᵀ) is invariant to the key bias (it adds q·b to a whole row), so the exact gradient
+    # of attn_k.bias is zero and only rounding noise reaches it; every other parameter learns.
     torch.manual_seed(0)
     dam = DAM(16, 8)
+    perturb_(dam)
     x = torch.randn(2, 16, 8, 10, 10)
     (dam(x) * torch.randn_like(x)).sum().backward()
-    for name, p in dam.named_parameters():
-        assert p.grad is not None, name
-        assert p.grad.abs().sum() > 0, f"{name} got an all-zero gradient"
+    grads = {name: p.grad for name, p in dam.named_parameters()}
+    assert all(g is not None for g in grads.values())
+    key_bias = grads.pop("attn_k.bias")
+    assert key_bias is not None
+    largest = max(float(g.abs().max()) for g in grads.values() if g is not None)
+    assert float(key_bias.abs().max()) < 1e-6 * largest
+    for name, g in grads.items():
+        assert g is not None
+        assert float(g.abs().max()) > 1e-4 * largest, f"{name} got no real gradient"
 
 
 def test_output_is_about_082_of_the_input_at_init() -> None:
@@ -152,7 +161,8 @@ def test_dct_basis_is_orthonormal_with_known_entries() -> None:
 def test_buffers_follow_to_and_are_not_saved() -> None:
     dam = DAM(8, 4)
     keys = set(dam.state_dict())
-    assert not {"dct_basis", "bin_weights", "bin_index"} & keys
+    assert not {"dct_basis", "dct_rows", "dct_cols", "bin_weights", "bin_index"} & keys
+    assert "dct_basis" not in dict(dam.named_buffers())  # derived on demand, never stored
     dam = dam.to(torch.float64)
     assert dam.dct_basis.dtype == torch.float64
     assert dam.dct_basis.shape == (49, 1, 7, 7)
@@ -160,6 +170,79 @@ def test_buffers_follow_to_and_are_not_saved() -> None:
     out = dam(torch.randn(1, 8, 4, 7, 7, dtype=torch.float64))
     assert out.dtype == torch.float64
     assert dam.to("meta").dct_basis.device.type == "meta"  # devices follow too
+
+
+def test_separable_factors_apply_the_dct_basis() -> None:
+    # forward applies dct_cols then dct_rows; together they are the conv with the 7x7 basis
+    dam = DAM(4, 2).to(torch.float64)
+    image = torch.randn(2, 1, 9, 11, dtype=torch.float64)
+    along_w = F.conv2d(image, dam.dct_cols, padding=(0, 3))
+    separable = F.conv2d(along_w, dam.dct_rows, padding=(3, 0), groups=7)
+    torch.testing.assert_close(separable, F.conv2d(image, dam.dct_basis, padding=3))
+
+
+def test_state_dict_with_an_obsolete_dct_basis_entry_loads_strictly() -> None:
+    torch.manual_seed(0)
+    source = nn.Sequential(nn.Identity(), DAM(8, 4))
+    perturb_(source)
+    state = source.state_dict()
+    state["1.dct_basis"] = dct_basis_7x7().unsqueeze(1)  # as saved by a basis buffer
+    target = nn.Sequential(nn.Identity(), DAM(8, 4))
+    result = target.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert "1.dct_basis" in state  # the caller's dict is left as it was
+    x = torch.randn(2, 8, 4, 7, 7)
+    torch.testing.assert_close(target(x), source(x), rtol=0, atol=0)
+    state["1.other"] = torch.zeros(1)  # any other unknown key is still an error
+    with pytest.raises(RuntimeError, match=r"Unexpected key\(s\).*1\.other"):
+        target.load_state_dict(state, strict=True)
+
+
+def test_recorded_maps_are_the_gates_and_leave_the_output_unchanged() -> None:
+    torch.manual_seed(0)
+    dam = DAM(12, 4)
+    perturb_(dam)
+    x = torch.randn(3, 12, 4, 9, 8)
+    plain = dam(x)
+    assert dam.last_maps is None
+    dam.record_maps = True
+    recorded = dam(x)
+    torch.testing.assert_close(recorded, plain, rtol=0, atol=0)
+    maps = dam.last_maps
+    assert isinstance(maps, DAMMaps)
+    assert maps.temporal.shape == (3, 4) and maps.frequency.shape == (3, 9, 8)
+    assert not maps.temporal.requires_grad and not maps.frequency.requires_grad
+    assert bool(((maps.temporal > 0) & (maps.temporal < 1)).all())
+    # out = x (w_t (1 + g) + w_s (1 + σ(m))) / 2, written from the recorded maps
+    g = maps.temporal[:, None, :, None, None]
+    s = maps.frequency[:, None, None]
+    rebuilt = x * (dam.t_weight * (1 + g) + dam.s_weight * (1 + s)) / 2
+    torch.testing.assert_close(rebuilt, plain, rtol=1e-5, atol=1e-6)
+    # the temporal map is the frame weighting: input frames scaled alike get alike weights
+    torch.testing.assert_close(maps.temporal, dam.temporal_gate(x))
+
+
+def test_dam_maps_of_a_network_names_each_dam_and_restores_state() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv3d(3, 8, 3, padding=1), nn.Conv3d(8, 16, 3, stride=(2, 2, 2), padding=1)
+    )
+    clip = torch.randn(2, 3, 8, 12, 12)
+    insert_dam(net, after=["0", "1"], example_input=clip)
+    net.train()
+    with torch.no_grad():
+        expected = net.eval()(clip)
+    net.train()
+    maps = dam_maps(net, clip)
+    assert list(maps) == ["0.dam", "1.dam"]
+    assert maps["0.dam"].temporal.shape == (2, 8) and maps["0.dam"].frequency.shape == (2, 12, 12)
+    assert maps["1.dam"].temporal.shape == (2, 4) and maps["1.dam"].frequency.shape == (2, 6, 6)
+    assert net.training  # mode restored
+    dams = [m for m in net.modules() if isinstance(m, DAM)]
+    assert all(not d.record_maps and d.last_maps is None for d in dams)
+    torch.testing.assert_close(net.eval()(clip), expected, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="contains no DAM"):
+        dam_maps(nn.Linear(2, 2), torch.zeros(1, 2))
 
 
 def test_bf16_autocast_on_cpu() -> None:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Callable
 from functools import partial
 
 import pytest
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from hdf_lightning.optim import SAM, frozen_bn_stats, warmup_cosine_schedule
+from hdf_lightning.losses import DSM
+from hdf_lightning.optim import SAM, ClosureSAM, frozen_bn_stats, warmup_cosine_schedule
 
 
 def _model(seed: int = 0) -> nn.Sequential:
@@ -45,10 +48,16 @@ def _grad(p: Tensor) -> Tensor:
 
 
 def _reference_sam_step(
-    model: nn.Module, base: torch.optim.Optimizer, x: Tensor, y: Tensor, rho: float, adaptive: bool
+    model: nn.Module,
+    base: torch.optim.Optimizer,
+    x: Tensor,
+    y: Tensor,
+    rho: float,
+    adaptive: bool,
+    loss_fn: Callable[[nn.Module, Tensor, Tensor], Tensor] = _loss,
 ) -> Tensor:
     """Two-pass SAM written out by hand (Foret et al.; ASAM: Kwon et al.)."""
-    _loss(model, x, y).backward()
+    loss_fn(model, x, y).backward()
     params = [p for p in model.parameters() if p.grad is not None]
     scaled = [(p.abs() * _grad(p) if adaptive else _grad(p)) for p in params]
     g = torch.sqrt(torch.stack([(s**2).sum() for s in scaled]).sum())
@@ -62,7 +71,7 @@ def _reference_sam_step(
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.momentum = 0.0
-    _loss(model, x, y).backward()
+    loss_fn(model, x, y).backward()
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     with torch.no_grad():
@@ -275,8 +284,147 @@ def test_step_with_closure_decreases_a_toy_loss() -> None:
     assert final < 0.05 * initial
     with pytest.raises(ValueError, match="closure"):
         sam.step()
+    sam.zero_grad()  # gradients set to None: the first pass has not run
+    with pytest.raises(ValueError, match="ClosureSAM"):
+        sam.step(closure)
+
+
+def test_plain_sam_in_lightning_automatic_optimisation_is_refused() -> None:
+    # Lightning's closure runs the first pass: plain SAM would perturb along no or a stale gradient
+    x, y = _data()
+
+    class PlainSAMModule(_AutomaticModule):
+        def configure_optimizers(self) -> SAM:
+            return SAM(self.parameters(), partial(torch.optim.SGD, lr=0.1), rho=0.05)
+
+    with pytest.raises(ValueError, match="use ClosureSAM"):
+        _fit_one_step(PlainSAMModule(x, y, momentum=0.0), "32-true")
 
 
 def test_rejects_negative_rho() -> None:
     with pytest.raises(ValueError, match="rho"):
         SAM(nn.Linear(2, 2).parameters(), partial(torch.optim.SGD, lr=0.1), rho=-0.1)
+
+
+class _AutomaticModule(pl.LightningModule):
+    """A user module in automatic optimisation that returns ClosureSAM from configure_optimizers."""
+
+    def __init__(self, x: Tensor, y: Tensor, *, momentum: float) -> None:
+        super().__init__()
+        self.net = _model()
+        self.dsm = DSM()  # only to receive g
+        self.momentum = momentum
+        self.x, self.y = x, y
+        self.perturbed_in_step: list[bool] = []
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        self.perturbed_in_step.append(bool(self.optimizers().is_perturbed))
+        return _loss(self.net, self.x, self.y)
+
+    def train_dataloader(self) -> list[Tensor]:
+        return [torch.zeros(1)]
+
+    def configure_optimizers(self) -> SAM:
+        base = partial(torch.optim.SGD, lr=0.1, momentum=self.momentum)
+        return ClosureSAM(
+            self.parameters(), base, rho=0.05, model=self, on_grad_norm=self.dsm.observe_grad_norm
+        )
+
+
+def _fit_one_step(module: pl.LightningModule, precision: str) -> None:
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=1,
+        precision=precision,  # type: ignore[arg-type]
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few-worker and single-batch warnings
+        trainer.fit(module)
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_closure_sam_in_lightning_automatic_optimisation_is_one_sam_step(precision: str) -> None:
+    x, y = _data()
+    module = _AutomaticModule(x, y, momentum=0.9)
+    reference = _model()
+    _assert_same_parameters(module.net, reference)
+    base = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+
+    def loss_fn(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        # one autocast region per forward, as Lightning's training_step (a region caches the
+        # bf16 copies of the weights, which must not outlive the perturbation)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+            return _loss(model, x, y)
+
+    g = _reference_sam_step(reference, base, x, y, rho=0.05, adaptive=False, loss_fn=loss_fn)
+
+    _fit_one_step(module, precision)
+
+    assert module.perturbed_in_step == [False, True]  # training_step: at w, then at w + e
+    _assert_same_parameters(module.net, reference)
+    norm, reference_norm = module.net[1], reference[1]
+    assert isinstance(norm, nn.BatchNorm1d) and isinstance(reference_norm, nn.BatchNorm1d)
+    # BatchNorm statistics updated once, by the first pass
+    torch.testing.assert_close(norm.running_mean, reference_norm.running_mean)
+    torch.testing.assert_close(norm.running_var, reference_norm.running_var)
+    assert int(norm.num_batches_tracked) == 1
+    torch.testing.assert_close(module.dsm.observed_grad_norm, g)
+    assert int(module.dsm.num_observed) == 1
+    # and it is not a plain SGD step
+    plain = _model()
+    torch.optim.SGD(plain.parameters(), lr=0.1, momentum=0.9).zero_grad()
+    _loss(plain, x, y).backward()
+    torch.optim.SGD(plain.parameters(), lr=0.1).step()
+    assert not torch.allclose(plain[0].weight, module.net[0].weight)
+
+
+def test_closure_sam_step_calls_the_closure_twice_and_returns_the_first_loss() -> None:
+    x, y = _data()
+    model, reference = _model(), _model()
+    sam = ClosureSAM(model.parameters(), partial(torch.optim.SGD, lr=0.1), rho=0.05, model=model)
+    losses: list[float] = []
+
+    def closure() -> Tensor:
+        sam.zero_grad()
+        loss = _loss(model, x, y)
+        loss.backward()
+        losses.append(loss.item())
+        return loss
+
+    returned = sam.step(closure)
+    assert len(losses) == 2 and losses[1] > losses[0]  # the second pass is at the worst case
+    assert returned.item() == losses[0]
+    assert not sam.is_perturbed
+    _reference_sam_step(
+        reference, torch.optim.SGD(reference.parameters(), lr=0.1), x, y, rho=0.05, adaptive=False
+    )
+    _assert_same_parameters(model, reference)
+    with pytest.raises(ValueError, match="bf16-mixed"):
+        sam.step()
+
+
+def test_closure_sam_restores_the_weights_when_the_second_pass_fails() -> None:
+    x, y = _data()
+    model = _model()
+    before = copy.deepcopy(model)
+    sam = ClosureSAM(model.parameters(), partial(torch.optim.SGD, lr=0.1), model=model)
+    calls: list[int] = []
+
+    def closure() -> Tensor:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory")
+        loss = _loss(model, x, y)
+        loss.backward()
+        return loss
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        sam.step(closure)
+    assert not sam.is_perturbed
+    for a, b in zip(model.parameters(), before.parameters(), strict=True):
+        assert torch.equal(a, b)  # bitwise the weights before the step

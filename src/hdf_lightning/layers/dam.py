@@ -17,12 +17,17 @@ the TorchScript-based one (``torch.onnx.export(..., dynamo=False)``, opset 17) a
 ``torch.export``-based one (``dynamo=True``, opset 18, its lowest); onnxruntime reproduces the
 PyTorch output to float32 precision. The shapes are static in the exported graph (C and T are fixed
 by construction; export with the H, W and batch size you will use).
+
+The two gates can be read for inspection: set ``record_maps = True`` on a DAM (or call
+:func:`dam_maps` on a whole network) and the next forward stores them, detached, in
+``last_maps``. Recording never changes the output.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +53,19 @@ def channel_bins(channels: int, bins: int) -> list[tuple[int, int]]:
     return [((k * channels) // bins, -((-(k + 1) * channels) // bins)) for k in range(bins)]
 
 
+class DAMMaps(NamedTuple):
+    """The two gates of one DAM forward, detached float32 tensors.
+
+    Attributes:
+        temporal: the temporal gate ``g`` ``(B, T)`` in (0, 1), one weight per frame.
+        frequency: the frequency attention ``σ(m)`` ``(B, H, W)`` in (0, 1), one weight per position
+            of the feature map (shared by all frames and channels).
+    """
+
+    temporal: Tensor
+    frequency: Tensor
+
+
 class DAM(nn.Module):
     """Time-frequency distributional attention (HDF, ACM MM 2025), shape preserving.
 
@@ -63,9 +81,12 @@ class DAM(nn.Module):
 
     At initialisation the output is about ``0.82 · x`` on standard normal input; DAM is not an
     identity at init, the following BatchNorm absorbs the scale.
+
+    Attributes:
+        record_maps: when True, every forward stores its gates in ``last_maps`` (False by default).
+        last_maps: the :class:`DAMMaps` of the last forward run with ``record_maps``, else None.
     """
 
-    dct_basis: Tensor
     dct_rows: Tensor
     dct_cols: Tensor
     bin_weights: Tensor
@@ -92,9 +113,9 @@ class DAM(nn.Module):
         self.attn_v = nn.Linear(k, k)
 
         # Frequency branch (steps 9-14).
-        # The 49 filters B_k, and their separable factors used to apply them: a 1x7 pass with
-        # C[v] along W (7 channels), then 7x1 passes with C[u] along H in 7 groups (k = u + 7 v).
-        self.register_buffer("dct_basis", dct_basis_7x7().unsqueeze(1), persistent=False)
+        # The 49 filters B_k are applied through their separable factors: a 1x7 pass with C[v]
+        # along W (7 channels), then 7x1 passes with C[u] along H in 7 groups (k = u + 7 v).
+        # The 7x7 basis itself is the `dct_basis` property (derived, never saved).
         cos1d = dct_1d(DCT_SIZE)  # (7 frequencies, 7 positions)
         self.register_buffer("dct_cols", cos1d[:, None, None, :].clone(), persistent=False)
         self.register_buffer(
@@ -128,6 +149,38 @@ class DAM(nn.Module):
         self.register_buffer("bin_weights", bin_weights, persistent=False)
         self.register_buffer("bin_index", bin_index, persistent=False)
 
+        self.record_maps = False
+        self.last_maps: DAMMaps | None = None
+
+    @property
+    def dct_basis(self) -> Tensor:
+        """The 49 filters ``B_k``, a conv2d weight ``(49, 1, 7, 7)`` in the buffers' dtype, device.
+
+        :meth:`forward` applies the same filters through their separable 1-D factors, so the 2-D
+        basis is derived on demand (from :func:`~hdf_lightning.layers.dct.dct_basis_7x7`) rather
+        than stored: it is neither a buffer nor a state-dict entry.
+        """
+        reference = self.dct_cols
+        basis = dct_basis_7x7(torch.float64).to(device=reference.device, dtype=reference.dtype)
+        return basis.unsqueeze(1)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # State dicts written while the fixed 7x7 DCT basis was a buffer load strictly: the entry
+        # is a constant of the basis formula, not a learned value, and is dropped.
+        state_dict.pop(prefix + "dct_basis", None)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
     def extra_repr(self) -> str:
         return f"channels={self.channels}, num_frames={self.num_frames}"
 
@@ -156,6 +209,8 @@ class DAM(nn.Module):
         """
         t_gate = self.temporal_gate(x)  # (B, T)
         s_gate = self.frequency_gate(x)  # (B, H, W)
+        if self.record_maps:
+            self.last_maps = DAMMaps(t_gate.detach(), s_gate.detach())
         t_term = self.t_weight.float() * (1.0 + rearrange(t_gate, "b t -> b 1 t 1 1"))
         s_term = self.s_weight.float() * (1.0 + rearrange(s_gate, "b h w -> b 1 1 h w"))
         return (t_term + s_term) / 2
@@ -253,6 +308,43 @@ class DAM(nn.Module):
                 f"DAM was built for num_frames={self.num_frames}, got T={x.shape[2]} "
                 f"in input of shape {tuple(x.shape)} (expected (B, C, T, H, W))"
             )
+
+
+@torch.no_grad()
+def dam_maps(model: nn.Module, *inputs: Any, **kwargs: Any) -> dict[str, DAMMaps]:
+    """Run ``model(*inputs, **kwargs)`` once and return the gates of each DAM inside it.
+
+    The model runs in eval mode without gradients (its mode and each DAM's ``record_maps`` are
+    restored afterwards, also on an exception); the outputs are not changed by the recording.
+
+    Args:
+        model: any module containing DAMs (HDFNet, a network after :func:`insert_dam`, a DAM).
+        inputs, kwargs: the arguments of ``model``'s forward, e.g. a clip batch ``(B, 3, T, H, W)``.
+
+    Returns:
+        ``{module name: DAMMaps}`` in the order of ``model.named_modules()``, for every DAM that ran
+        (``""`` names ``model`` itself when it is a DAM).
+
+    Raises:
+        ValueError: ``model`` contains no DAM.
+    """
+    dams = {name: m for name, m in model.named_modules() if isinstance(m, DAM)}
+    if not dams:
+        raise ValueError(f"dam_maps: {type(model).__name__} contains no DAM")
+    was_training = model.training
+    recording = {name: dam.record_maps for name, dam in dams.items()}
+    try:
+        model.eval()
+        for dam in dams.values():
+            dam.record_maps, dam.last_maps = True, None
+        model(*inputs, **kwargs)
+        return {name: dam.last_maps for name, dam in dams.items() if dam.last_maps is not None}
+    finally:
+        model.train(was_training)
+        for name, dam in dams.items():
+            dam.record_maps = recording[name]
+            if not dam.record_maps:
+                dam.last_maps = None
 
 
 def _float32_region(x: Tensor) -> contextlib.AbstractContextManager[object]:

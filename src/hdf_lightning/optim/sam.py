@@ -12,13 +12,18 @@ With a ``torch.amp.GradScaler``: ``scaler.unscale_(optimizer)`` before ``first_s
 non-finite g skips the perturbation), scale the second loss, then ``optimizer.restore()`` and
 ``scaler.step(optimizer.base_optimizer)``, which unscales the second gradient and skips the step
 when it is not finite, and ``scaler.update()``.
+
+:class:`SAM`'s ``step(closure)`` expects the first backward to have run already (the loop above).
+:class:`ClosureSAM` follows ``torch.optim``'s own closure convention instead (the closure clears
+the gradients, computes the loss and calls ``backward``; ``step(closure)`` runs it twice): it is
+the one to return from ``configure_optimizers`` of a LightningModule in automatic optimisation.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -26,7 +31,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim import Optimizer
 
-__all__ = ["SAM", "frozen_bn_stats"]
+__all__ = ["SAM", "ClosureSAM", "frozen_bn_stats", "gradient_norm"]
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +194,13 @@ class SAM(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One SAM step for plain loops, after the first forward/backward has been run.
 
+        Not for Lightning's automatic optimisation, whose closure runs the *first* pass: there
+        this step would perturb along the previous step's gradient. Use :class:`ClosureSAM`.
+
         Performs :meth:`first_step` (clearing the gradients), calls ``closure`` (which must run
         the forward and backward pass again, at the perturbed weights) and :meth:`second_step`.
-        When g is not finite, the closure and the update are skipped.
+        When g is not finite, the closure and the update are skipped. Raises ``ValueError`` when
+        no parameter has a gradient (the first backward has not run).
 
         Args:
             closure: re-evaluates the model and calls ``backward``; returns the loss.
@@ -203,6 +212,12 @@ class SAM(Optimizer):
             raise ValueError(
                 "SAM.step needs a closure that runs the forward and backward pass again; "
                 "or call first_step() and second_step() around the second pass yourself"
+            )
+        if not any(p.grad is not None for group in self.param_groups for p in group["params"]):
+            raise ValueError(
+                "SAM.step(closure) expects the first forward/backward to have run (no parameter "
+                "has a gradient); for a closure that runs the first pass itself, as Lightning's "
+                "automatic optimisation passes, use ClosureSAM"
             )
         g = self.first_step(zero_grad=True)
         if not bool(torch.isfinite(g)):
@@ -222,6 +237,100 @@ class SAM(Optimizer):
         self.restore()
         self.base_optimizer.load_state_dict(state_dict)
         self._share_base_state()
+
+
+class ClosureSAM(SAM):
+    """SAM whose ``step(closure)`` runs both passes, for the standard ``torch.optim`` closure.
+
+    The closure must clear the gradients, compute the loss and call ``backward`` (the convention
+    of ``torch.optim.LBFGS``, and what Lightning's automatic optimisation passes to
+    ``optimizer.step``: ``training_step``, ``zero_grad``, ``backward`` and its gradient hooks).
+    One :meth:`step`::
+
+        loss = closure()                     # first pass at w
+        g = first_step(zero_grad=True)       # w <- w + e; on_grad_norm(g)
+        with frozen_bn_stats(model):         # when `model` is given
+            closure()                        # second pass at w + e
+        second_step()                        # w restored, base step with the second gradient
+
+    and returns the first pass's loss. In a LightningModule (automatic optimisation, precision
+    ``32-true`` or ``bf16-mixed``)::
+
+        def configure_optimizers(self):
+            return ClosureSAM(self.parameters(), partial(torch.optim.AdamW, lr=1e-3),
+                              model=self, on_grad_norm=self.dsm.observe_grad_norm)
+
+    What changes for the module:
+
+    * ``training_step`` runs twice per optimizer step; :attr:`is_perturbed` is True in the second
+      run (``self.optimizers().is_perturbed``). HDF's DSM wants the *unweighted* loss in the first
+      pass, whose gradient norm g sets the weights of the second:
+      ``self.dsm(logits, feature, y, weighted=self.optimizers().is_perturbed)``. Log in the first
+      run only (``self.log`` in both runs logs twice per step).
+    * ``on_before_optimizer_step`` and gradient clipping run after each of the two backward
+      passes (Lightning calls them after the closure), so g is the norm after clipping.
+    * Lightning reports the loss of the last closure call, the second pass's.
+    * Not supported: ``16-mixed`` (Lightning's GradScaler calls ``step()`` without a closure;
+      :meth:`step` then raises), and gradient accumulation (SAM's perturbation needs the gradient
+      of the whole batch at once). ``HDFClassifier`` (manual optimisation) handles fp16 too.
+
+    Args:
+        params, base_optimizer, rho, adaptive: as for :class:`SAM`.
+        model: its BatchNorm running statistics are kept unchanged during the second pass
+            (:func:`frozen_bn_stats`); None leaves them to update in both passes.
+        on_grad_norm: called with g (a () float32 tensor) after each first pass with a finite g,
+            before the second, e.g. ``DSM.observe_grad_norm``.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        base_optimizer: Callable[[Iterable[Any]], Optimizer],
+        *,
+        rho: float = 0.05,
+        adaptive: bool = False,
+        model: nn.Module | None = None,
+        on_grad_norm: Callable[[Tensor], Any] | None = None,
+    ) -> None:
+        super().__init__(params, base_optimizer, rho=rho, adaptive=adaptive)
+        self._model = model
+        self._on_grad_norm = on_grad_norm
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One SAM step: the closure's first pass at w, the perturbation, the second pass, update.
+
+        When g is not finite the second pass and the update are skipped (the gradients are
+        cleared) and the first pass's loss is returned.
+
+        Args:
+            closure: clears the gradients, computes the loss, calls ``backward``, returns the loss.
+
+        Returns:
+            The first pass's loss (at the unperturbed weights).
+        """
+        if closure is None:
+            raise ValueError(
+                "ClosureSAM.step needs the closure that runs the forward and backward pass "
+                "(under Lightning's 16-mixed precision its GradScaler calls step() without one: "
+                "use precision 32-true or bf16-mixed, or manual optimisation as in HDFClassifier)"
+            )
+        with torch.enable_grad():
+            loss = closure()
+        g = self.first_step(zero_grad=True)
+        if not bool(torch.isfinite(g)):
+            log.warning("SAM: gradient norm %s is not finite, step skipped", g.item())
+            return loss
+        if self._on_grad_norm is not None:
+            self._on_grad_norm(g)
+        freeze = frozen_bn_stats(self._model) if self._model is not None else nullcontext()
+        try:
+            with freeze, torch.enable_grad():
+                closure()
+        except BaseException:
+            self.restore()
+            raise
+        self.second_step()
+        return loss
 
 
 @contextmanager
