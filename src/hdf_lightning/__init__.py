@@ -18,11 +18,13 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "DAM": "hdf_lightning.layers",
     "insert_dam": "hdf_lightning.layers",
+    "dam_maps": "hdf_lightning.layers",
     "dct_basis_7x7": "hdf_lightning.layers",
     "DSM": "hdf_lightning.losses",
     "ClassificationLoss": "hdf_lightning.losses",
     "LossOutput": "hdf_lightning.losses",
     "SAM": "hdf_lightning.optim",
+    "ClosureSAM": "hdf_lightning.optim",
     "frozen_bn_stats": "hdf_lightning.optim",
     "warmup_cosine_schedule": "hdf_lightning.optim",
     "X3D": "hdf_lightning.models",
@@ -44,6 +46,7 @@ __all__ = [
     "SAM",
     "X3D",
     "ClassificationLoss",
+    "ClosureSAM",
     "DFEWDataModule",
     "FERV39kDataModule",
     "HDFClassifier",
@@ -52,6 +55,7 @@ __all__ = [
     "SyntheticDFEWDataModule",
     "VideoCSVDataModule",
     "__version__",
+    "dam_maps",
     "dct_basis_7x7",
     "frozen_bn_stats",
     "insert_dam",
@@ -68,11 +72,11 @@ if TYPE_CHECKING:
         SyntheticDFEWDataModule,
         VideoCSVDataModule,
     )
-    from hdf_lightning.layers import DAM, dct_basis_7x7, insert_dam
+    from hdf_lightning.layers import DAM, dam_maps, dct_basis_7x7, insert_dam
     from hdf_lightning.lit import HDFClassifier
     from hdf_lightning.losses import DSM, ClassificationLoss, LossOutput
     from hdf_lightning.models import M3DFEL, X3D, HDFNet
-    from hdf_lightning.optim import SAM, frozen_bn_stats, warmup_cosine_schedule
+    from hdf_lightning.optim import SAM, ClosureSAM, frozen_bn_stats, warmup_cosine_schedule
 
 
 def __getattr__(name: str) -> Any:

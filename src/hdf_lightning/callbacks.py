@@ -260,7 +260,8 @@ class LearningCurve(pl.Callback):
       means the highest ``val/uar`` yet (strictly higher than every earlier epoch's, the rule of
       the ``best.ckpt`` checkpoint);
     * ``learning_curve.csv`` next to the checkpoints (the ``dirpath`` of the trainer's checkpoint
-      callback, ``<default_root_dir>/checkpoints`` by default) with the columns
+      callback, ``<default_root_dir>/checkpoints`` by default; ``<default_root_dir>`` when
+      checkpointing is off) with the columns
       :data:`LEARNING_CURVE_COLUMNS`, rewritten atomically, whatever the logger;
     * ``<run>/figures/learning_curve.png`` (loss, WAR and UAR per epoch, the best epoch marked).
 
@@ -434,13 +435,14 @@ def _epoch_line(row: dict[str, float], improved: bool) -> str:
 
 
 def _checkpoint_dir(trainer: pl.Trainer) -> Path:
-    """Where the checkpoints go: the trainer's (val/uar) checkpoint callback's folder."""
+    """Where the checkpoints go: the trainer's (val/uar) checkpoint callback's folder; without
+    checkpointing, ``default_root_dir`` itself (no empty ``checkpoints`` folder is made)."""
     callbacks = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)]
     callbacks.sort(key=lambda c: c.monitor != "val/uar")
     for callback in callbacks:
         if callback.dirpath:
             return Path(callback.dirpath)
-    return Path(trainer.default_root_dir) / "checkpoints"
+    return Path(trainer.default_root_dir)
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> str | None:

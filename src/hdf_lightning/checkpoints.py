@@ -60,11 +60,18 @@ def load_checkpoint_file(path: str | os.PathLike[str], option: str = "--ckpt_pat
         return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         reason = str(err).strip().splitlines()
-        detail = next((line for line in reason if "GLOBAL" in line or "Unsupported" in line), "")
-        detail = f" ({detail.strip()})" if detail else ""
+        detail = next(
+            (line for line in reason if "GLOBAL" in line or "Unsupported global" in line), ""
+        )
+        if not detail:  # random bytes also fail the unpickler: the file is no checkpoint at all
+            first = reason[0] if reason else type(err).__name__
+            raise CheckpointError(
+                f"cannot read checkpoint {file} ({option}): the file is truncated or not a "
+                f"PyTorch checkpoint (UnpicklingError: {first})"
+            ) from err
         raise CheckpointError(
             f"refused to load {file} ({option}): it holds pickled Python objects besides tensors "
-            f"and plain values, which could run code when loaded{detail}. "
+            f"and plain values, which could run code when loaded ({detail.strip()}). "
             "Checkpoints written by hdf never do; use only checkpoint files you trust."
         ) from err
     except Exception as err:  # arbitrary bytes make the unpickler fail in arbitrary ways
