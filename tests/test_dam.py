@@ -1,4 +1,4 @@
-"""DAM (METHOD.md §2) and its 7x7 DCT basis."""
+"""DAM (docs/method.md §2) and its 7x7 DCT basis."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hdf_lightning.layers import DAM, DAMMaps, channel_bins, dam_maps, dct_basis
 
 
 def reference_dam(dam: DAM, x: Tensor) -> Tensor:
-    """METHOD.md §2 written step by step in the released layout, with DAM's parameters.
+    """docs/method.md §2 written step by step in the released layout, with DAM's parameters.
 
     Uses the literal operations of the spec: adaptive 3-D pooling of the (B, T, C, H, W) view,
     the DCT basis repeated over the C input channels, and the two re-weighted copies of X.

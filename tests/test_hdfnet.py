@@ -1,4 +1,4 @@
-"""HDFNet: X3D with DAMs after chosen stages (METHOD.md §1)."""
+"""HDFNet: X3D with DAMs after chosen stages (docs/method.md §1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""M3DFEL baseline (METHOD.md §6) and r3d_18 weight loading."""
+"""M3DFEL baseline (docs/method.md §6) and r3d_18 weight loading."""
 
 from __future__ import annotations
 

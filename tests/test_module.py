@@ -77,7 +77,7 @@ def fit(module: HDFClassifier, batches: list[dict[str, Tensor]], **trainer_kwarg
 def reference_sam_steps(
     net: nn.Module, batches: list[dict[str, Tensor]], *, lr: float, rho: float, loss_fn
 ) -> None:
-    """Plain two-pass SAM with SGD, written from METHOD.md §4 without the package's SAM."""
+    """Plain two-pass SAM with SGD, written from docs/method.md §4 without the package's SAM."""
     params = [p for p in net.parameters()]
     for batch in batches:
         x, y = batch["video"], batch["label"]

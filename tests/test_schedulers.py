@@ -40,7 +40,7 @@ def test_warmup_then_cosine_values() -> None:
 
 
 def test_default_start_factor_and_recipe_shape() -> None:
-    # recipe (METHOD.md §5): 5e-4 with a linear warmup from 0 and a cosine to 5e-6
+    # recipe (docs/method.md §5): 5e-4 with a linear warmup from 0 and a cosine to 5e-6
     scheduler = warmup_cosine_schedule(
         _optimizer(5e-4), warmup_steps=20, total_steps=300, min_lr=5e-6
     )

@@ -59,11 +59,11 @@ NORMALIZATION: dict[str, tuple[Triple | None, Triple | None]] = {
 """``normalize`` option -> (mean, std) applied after augmentation."""
 
 AUGMENT_RATIO: tuple[float, float] = (3 / 4, 4 / 3)
-"""Aspect-ratio range of the random resized crop (METHOD.md §7)."""
+"""Aspect-ratio range of the random resized crop (docs/method.md §7)."""
 AUGMENT_FLIP_P = 0.5
-"""Probability of a horizontal flip per clip (METHOD.md §7)."""
+"""Probability of a horizontal flip per clip (docs/method.md §7)."""
 AUGMENT_JITTER = 0.4
-"""Brightness, contrast and saturation jitter strength (METHOD.md §7)."""
+"""Brightness, contrast and saturation jitter strength (docs/method.md §7)."""
 
 STAGE_SPLITS: dict[str | None, tuple[Stage, ...]] = {
     "fit": ("train", "val"),
@@ -376,7 +376,7 @@ class ClipDataModule(pl.LightningDataModule):
         return self._dataloader("test")
 
     def _augment(self) -> ClipAugment:
-        """The training augmentation (METHOD.md §7) with this DataModule's sizes."""
+        """The training augmentation (docs/method.md §7) with this DataModule's sizes."""
         mean, std = NORMALIZATION[self.normalize]
         return ClipAugment(
             size=self.crop_size,

@@ -79,7 +79,7 @@ def segment_indices(
     train: bool,
     generator: torch.Generator | None = None,
 ) -> list[int]:
-    """TSN-style segment sampling (METHOD.md §7, the default sampler).
+    """TSN-style segment sampling (docs/method.md §7, the default sampler).
 
     The clip is split into ``K = clip_len`` segments of (near) equal length. Training takes a
     uniformly random frame inside each segment; evaluation takes the segment centre

@@ -1,6 +1,6 @@
 """Clip transforms on tensors: training augmentation and evaluation resizing.
 
-The parameters are drawn per *clip* and shared by all frames of the clip (METHOD.md §7): random
+The parameters are drawn per *clip* and shared by all frames of the clip (docs/method.md §7): random
 resized crop (area 0.08–1, aspect ratio 3/4–4/3, torchvision semantics), horizontal flip 0.5 and
 colour jitter 0.4. Two implementations draw them with the same function
 (:meth:`ClipAugment.sample_params`):

@@ -1,4 +1,4 @@
-"""DAM: the time-frequency distributional attention module of HDF (METHOD.md §2).
+"""DAM: the time-frequency distributional attention module of HDF (docs/method.md §2).
 
 DAM re-weights a video feature map with two gates computed in parallel and fused:
 
@@ -102,7 +102,7 @@ class DAM(nn.Module):
         self.num_frames = num_frames
         k = num_frames
 
-        # Temporal branch (steps 1-8 of METHOD.md §2).
+        # Temporal branch (steps 1-8 of docs/method.md §2).
         self.fuse_alpha = nn.Parameter(torch.tensor([0.5]))  # α: weight of the average map
         self.fuse_beta = nn.Parameter(torch.tensor([0.5]))  # β: weight of the max map
         self.gamma = nn.Parameter(torch.ones(k, k))  # Γ[t, k]
@@ -216,7 +216,7 @@ class DAM(nn.Module):
         return (t_term + s_term) / 2
 
     def temporal_gate(self, x: Tensor) -> Tensor:
-        """Temporal branch: ``g = σ(mean_k SelfAttn(fc_t(I)))`` (METHOD.md §2 steps 1-8).
+        """Temporal branch: ``g = σ(mean_k SelfAttn(fc_t(I)))`` (docs/method.md §2 steps 1-8).
 
         Args:
             x: features ``(B, C, T, H, W)``.
@@ -249,7 +249,7 @@ class DAM(nn.Module):
         return torch.sigmoid((attn @ v).mean(dim=-1))  # (B, T)
 
     def frequency_gate(self, x: Tensor) -> Tensor:
-        """Frequency branch: ``σ(conv(ADyT(mix(DCT, DCT + P))))`` (METHOD.md §2 steps 9-14).
+        """Frequency branch: ``σ(conv(ADyT(mix(DCT, DCT + P))))`` (docs/method.md §2 steps 9-14).
 
         The DCT of the time-averaged map with the basis repeated over the C input channels equals
         the single-channel DCT of the channel sum, which is what is computed.

@@ -48,7 +48,7 @@ def sam_accumulation_error(accumulate_grad_batches: int) -> ValueError:
 
 
 def default_optimizer(params: Any) -> torch.optim.Optimizer:
-    """The METHOD.md §5 recipe: AdamW, lr 5e-4, weight decay 0.05, eps 1e-8."""
+    """The docs/method.md §5 recipe: AdamW, lr 5e-4, weight decay 0.05, eps 1e-8."""
     return torch.optim.AdamW(params, lr=5e-4, weight_decay=0.05, eps=1e-8)
 
 

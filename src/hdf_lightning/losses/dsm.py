@@ -1,6 +1,6 @@
 """DSM: distribution-aware scaling of cross-entropy and a DRO-weighted supervised contrastive loss.
 
-Notation (METHOD.md §3): f (N, D) features, z = f / ||f|| (N, D), c_ij = z_i·z_j the cosine
+Notation (docs/method.md §3): f (N, D) features, z = f / ||f|| (N, D), c_ij = z_i·z_j the cosine
 similarity, y (N,) labels, P(i) = {p ≠ i : y_p = y_i} the positives of anchor i.
 
 * DRO weights (constants): w_ij = exp(−(c_ij − η)² / (2η²)) for j ≠ i, rescaled per row so that

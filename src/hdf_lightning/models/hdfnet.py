@@ -1,4 +1,4 @@
-"""HDFNet: X3D with a DAM after each of its 4 stages (METHOD.md §1)."""
+"""HDFNet: X3D with a DAM after each of its 4 stages (docs/method.md §1)."""
 
 from __future__ import annotations
 

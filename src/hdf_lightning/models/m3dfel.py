@@ -1,4 +1,4 @@
-"""M3DFEL (Wang et al., CVPR 2023), the multi-instance baseline of METHOD.md §6.
+"""M3DFEL (Wang et al., CVPR 2023), the multi-instance baseline of docs/method.md §6.
 
 The clip is cut into ``num_frames / instance_length`` instances; each is encoded by torchvision's
 ``r3d_18`` (without its classifier), the instance sequence by a 2-layer BiLSTM, re-weighted by an

@@ -40,7 +40,7 @@ def warmup_cosine_schedule(
     With base LR ``lr`` of a parameter group, after ``k`` calls of ``scheduler.step()``:
 
     * k ≤ warmup_steps: lr·(s + (1 − s)·k / warmup_steps) with s = ``warmup_start_factor``
-      (default 0: the warm-up starts from 0, METHOD.md §5, so the first step does not move the
+      (default 0: the warm-up starts from 0, docs/method.md §5, so the first step does not move the
       weights); k = warmup_steps gives lr.
     * warmup_steps ≤ k ≤ total_steps: min_lr + (lr − min_lr)·(1 + cos(π·(k − warmup_steps) /
       (total_steps − warmup_steps))) / 2; k = total_steps gives min_lr.
