@@ -72,6 +72,8 @@ class Settings:
             on a held-out part of the training clips (seen sources only), ``"paper"`` on the test
             fold itself (which then includes the unseen-source clips).
         extra: CLI overrides appended to every ``hdf fit`` / ``hdf test`` command.
+        synth_seed: the generator seed shared by every run (one data set), or ``None`` to
+            generate the data of each run with its training seed (one data set per seed).
     """
 
     epochs: int
@@ -80,6 +82,7 @@ class Settings:
     fold: int
     protocol: str
     extra: tuple[str, ...]
+    synth_seed: int | None = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -89,16 +92,18 @@ class Settings:
             "fold": self.fold,
             "protocol": self.protocol,
             "extra": list(self.extra),
+            "synth_seed": "seed" if self.synth_seed is None else self.synth_seed,
         }
 
 
 @dataclass(frozen=True)
 class Run:
-    """One (variant, seed) training under ``out``."""
+    """One (variant, seed) training under ``out`` on the data of generator seed ``synth_seed``."""
 
     variant: str
     seed: int
     out: Path
+    synth_seed: int
 
     @property
     def run_dir(self) -> Path:
@@ -106,7 +111,7 @@ class Run:
 
     @property
     def data_root(self) -> Path:
-        return self.out / "data" / f"seed_{self.seed}"
+        return self.out / "data" / f"seed_{self.synth_seed}"
 
 
 def hdf_command() -> list[str]:
@@ -128,7 +133,7 @@ def common_args(run: Run, settings: Settings) -> list[str]:
         "--data.unseen_source=true",
         f"--data.num_subjects={settings.subjects}",
         f"--data.clips_per_subject={settings.clips_per_subject}",
-        f"--data.synth_seed={run.seed}",
+        f"--data.synth_seed={run.synth_seed}",
         f"--data.seed={run.seed}",
         f"--data.fold={settings.fold}",
         f"--data.protocol={settings.protocol}",
@@ -298,6 +303,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("runs/synthetic_study"))
     parser.add_argument("--subjects", type=int, default=30, help="synthetic subjects")
     parser.add_argument("--clips-per-subject", type=int, default=12)
+    parser.add_argument(
+        "--synth-seed",
+        type=int,
+        default=0,
+        help="generator seed of the one data set shared by all runs (default 0)",
+    )
+    parser.add_argument(
+        "--vary-data",
+        action="store_true",
+        help="generate one data set per training seed (synth_seed = seed) instead",
+    )
     parser.add_argument("--fold", type=int, default=1, choices=range(1, 6), metavar="{1..5}")
     parser.add_argument(
         "--protocol",
@@ -323,10 +339,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     command = shlex.join(["python", *(sys.argv if argv is None else ["synthetic_study.py", *argv])])
     extra = tuple(part for chunk in args.extra for part in shlex.split(chunk))
+    synth_seed = None if args.vary_data else args.synth_seed
     settings = Settings(
-        args.epochs, args.subjects, args.clips_per_subject, args.fold, args.protocol, extra
+        args.epochs,
+        args.subjects,
+        args.clips_per_subject,
+        args.fold,
+        args.protocol,
+        extra,
+        synth_seed,
     )
-    runs = [Run(v, s, args.out) for s in args.seeds for v in args.variants]
+    runs = [
+        Run(v, s, args.out, s if synth_seed is None else synth_seed)
+        for s in args.seeds
+        for v in args.variants
+    ]
     if args.dry_run:
         for run in runs:
             print(shlex.join(fit_command(run, settings)))

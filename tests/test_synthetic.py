@@ -177,6 +177,40 @@ def test_source_styles_are_distinct() -> None:
     assert unseen.jpeg_quality < min(s.jpeg_quality for s in seen)
 
 
+def test_seen_styles_stay_mild_and_the_unseen_style_lies_beyond_them() -> None:
+    for seed in range(5):
+        styles = source_styles(replace(TINY, num_sources=4, unseen_source=True, seed=seed))
+        seen, unseen = styles[:4], styles[4]
+        for style in seen:
+            assert 0.7 <= style.resolution <= 1.0 and 0.0 <= style.blur <= 0.7
+            assert 0.0 <= style.noise <= 0.025 and 0.0 <= style.drop_rate <= 0.2
+            assert abs(style.brightness) <= 0.1 and 0.82 <= style.contrast <= 1.18
+        assert unseen.noise > max(s.noise for s in seen)
+        assert unseen.drop_rate > max(s.drop_rate for s in seen)
+        assert unseen.brightness > max(s.brightness for s in seen)
+        assert unseen.contrast < min(s.contrast for s in seen)
+
+
+def test_sampled_expressions_are_strong_and_long() -> None:
+    rng = np.random.default_rng(0)
+    for num_frames in (10, 17, 24, 40):
+        for _ in range(50):
+            timeline = Timeline.sample(num_frames, rng)
+            last = num_frames - 1
+            assert 0.8 <= timeline.intensity <= 1.0
+            assert timeline.offset - timeline.onset >= round(0.55 * last)
+            assert timeline.offset <= last
+            strong = timeline.envelope(num_frames) >= 0.5 * timeline.intensity
+            assert strong.mean() >= 0.3, "the expression should fill a good part of the clip"
+
+
+def test_class_names_are_the_package_wide_list() -> None:
+    from hdf_lightning.data import classes, synthetic
+
+    assert synthetic.CLASS_NAMES is classes.CLASS_NAMES
+    assert len(CLASS_NAMES) == len(FERV39K_CLASS_NAMES) == synthetic.CLASS_ACTIONS.shape[0]
+
+
 def test_dfew_imbalance_makes_disgust_rarest(tmp_path: Path) -> None:
     config = SynthConfig(
         num_subjects=20, clips_per_subject=10, image_size=16, num_frames_range=(1, 1),

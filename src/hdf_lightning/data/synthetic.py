@@ -50,6 +50,8 @@ __all__ = [
     "CLASS_ACTIONS",
     "CLASS_NAMES",
     "CLASS_PRIORS",
+    "EXPRESSION_GAIN",
+    "FACE_RADIUS",
     "FERV39K_CLASS_NAMES",
     "NUM_FOLDS",
     "ClipSpec",
@@ -115,6 +117,14 @@ CLASS_ACTIONS: np.ndarray = np.array(
 )
 """Apex displacement of the :data:`ACTION_NAMES` parameters per class, shape (7, 9)."""
 CLASS_ACTIONS.setflags(write=False)
+
+EXPRESSION_GAIN = 1.3
+"""Scale of the :data:`CLASS_ACTIONS` apex displacements when rendering: expressions are drawn
+30% beyond the unit poses so that they stay legible at the small frame sizes of CPU training."""
+
+FACE_RADIUS = 0.48
+"""Face half-height as a fraction of the frame size (the frame is a close face crop, as in DFEW's
+``clip_224x224``: the chin and the brows fill it, the hair top and shoulders may be cut off)."""
 
 _NUM_ACTIONS = len(ACTION_NAMES)
 _FERV39K_SCENES: tuple[str, ...] = (
@@ -304,12 +314,12 @@ class Timeline:
 
     @classmethod
     def sample(cls, num_frames: int, rng: np.random.Generator) -> Timeline:
-        """A random timeline covering 35-95% of the clip, intensity in [0.6, 1]."""
+        """A random timeline covering 55-95% of the clip, intensity in [0.8, 1]."""
         last = max(num_frames - 1, 0)
-        duration = round(float(rng.uniform(0.35, 0.95)) * last)
+        duration = round(float(rng.uniform(0.55, 0.95)) * last)
         onset = int(rng.integers(0, last - duration + 1))
         apex = onset + round(float(rng.uniform(0.35, 0.65)) * duration)
-        intensity = float(rng.uniform(0.6, 1.0))
+        intensity = float(rng.uniform(0.8, 1.0))
         return cls(onset, apex, onset + duration, intensity)
 
     def envelope(self, num_frames: int) -> np.ndarray:
@@ -379,7 +389,7 @@ def subject_identity(seed: int, subject: int) -> Identity:
     rng = _rng(seed, _TAG_SUBJECT, subject)
     tone = _SKIN_TONES[rng.integers(len(_SKIN_TONES))] * rng.uniform(0.94, 1.06)
     hair = rng.uniform(15, 110) * np.array([1.0, 0.75, 0.55]) * rng.uniform(0.8, 1.2, 3)
-    neutral = rng.normal(0.0, 0.12, _NUM_ACTIONS)
+    neutral = rng.normal(0.0, 0.08, _NUM_ACTIONS)
     neutral[[1, 3, 4, 8]] = np.abs(neutral[[1, 3, 4, 8]]) * 0.3  # openings stay small at rest
     return Identity(
         aspect=float(rng.uniform(0.68, 0.86)),
@@ -422,9 +432,9 @@ def source_styles(config: SynthConfig) -> tuple[SourceStyle, ...]:
 
     hue0 = float(rng.uniform(0.0, 2.0 * math.pi))
     hues = hue0 + 2.0 * math.pi * rng.permutation(n) / n
-    brightness, contrast = spread(-0.12, 0.12), spread(0.78, 1.22)
-    cast_magnitude, blur, noise = spread(0.0, 0.07), spread(0.0, 1.0), spread(0.0, 0.035)
-    quality_drop, resolution, drops = spread(0.0, 40.0), spread(0.5, 1.0), spread(0.0, 0.3)
+    brightness, contrast = spread(-0.1, 0.1), spread(0.82, 1.18)
+    cast_magnitude, blur, noise = spread(0.0, 0.06), spread(0.0, 0.7), spread(0.0, 0.025)
+    quality_drop, resolution, drops = spread(0.0, 30.0), spread(0.7, 1.0), spread(0.0, 0.2)
     styles = [
         SourceStyle(
             name=f"source_{i}",
@@ -751,7 +761,8 @@ def render_clip(
         roll, scale = np.zeros(num_frames), np.full(num_frames, identity.scale)
 
     envelope = timeline.envelope(num_frames)  # (T,)
-    params = np.asarray(identity.neutral) + envelope[:, None] * CLASS_ACTIONS[label]  # (T, 9)
+    apex = EXPRESSION_GAIN * CLASS_ACTIONS[label]  # (9,)
+    params = np.asarray(identity.neutral) + envelope[:, None] * apex  # (T, 9)
     blink = np.ones(num_frames)
     if jitter:
         params = params + noise_params
@@ -765,8 +776,8 @@ def render_clip(
     frames = []
     for i in range(num_frames):
         image = canvas.copy()
-        centre = (size * (0.5 + dx[i]), size * (0.48 + dy[i]))
-        painter = _Painter(image, centre, 0.42 * size * scale[i], float(roll[i]))
+        centre = (size * (0.5 + dx[i]), size * (0.5 + dy[i]))
+        painter = _Painter(image, centre, FACE_RADIUS * size * scale[i], float(roll[i]))
         _draw_face(painter, identity, params[i], float(blink[i]))
         image = image.reduce(2)  # anti-aliasing by 2x supersampling
         if render_size != image_size:
