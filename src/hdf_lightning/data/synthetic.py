@@ -16,7 +16,7 @@ disk, so the real dataset code path reads them.
   ``(seed, tag, index)``, so the same :class:`SynthConfig` always writes byte-identical files,
   whatever the iteration order.
 
-Layouts written (METHOD.md §7):
+Layouts written (docs/method.md §7):
 
 * :func:`generate_dfew`: ``Clip/clip_224x224/<5-digit id>/<5-digit frame>.jpg`` (optionally
   ``Clip/clip_224x224_16f``) and ``EmoLabel_DataSplit/{train,test}(single-labeled)/set_{1..5}.csv``.
