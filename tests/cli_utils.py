@@ -36,6 +36,7 @@ def tiny_synthetic_data(root: Path, *, batch_size: int = 8, subjects: int = 5) -
         "--data.crop_size=32",
         f"--data.batch_size={batch_size}",
         "--data.num_workers=0",
+        "--data.protocol=paper",
     ]
 
 

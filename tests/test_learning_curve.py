@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from cli_utils import StopAfterEpochs, tiny_fit_args
@@ -52,7 +53,7 @@ def _fake_trainer(root: Path, epoch: int, uar: float | None) -> Any:
         callback_metrics=metrics,
         sanity_checking=False,
         is_global_zero=True,
-        checkpoint_callbacks=[],
+        checkpoint_callbacks=[ModelCheckpoint(dirpath=root / "checkpoints", monitor="val/uar")],
         callbacks=[],
         default_root_dir=str(root),
         logger=None,

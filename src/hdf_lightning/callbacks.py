@@ -40,6 +40,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
@@ -455,10 +456,18 @@ def _best_checkpoint(trainer: pl.Trainer) -> str | None:
 
 def _saved_config(trainer: pl.Trainer) -> Path | None:
     """The config the CLI saved for this run (``config.yaml`` in the log folder), if any."""
+    # trainer.log_dir without its broadcast: this runs on rank 0 only, a collective would hang
+    logger = trainer.logger
+    if logger is None:
+        folder: str | None = trainer.default_root_dir
+    elif isinstance(logger, CSVLogger | TensorBoardLogger):
+        folder = logger.log_dir
+    else:
+        folder = logger.save_dir
     for callback in trainer.callbacks:  # type: ignore[attr-defined]
         filename = getattr(callback, "config_filename", None)  # LightningCLI's SaveConfigCallback
-        if isinstance(filename, str) and trainer.log_dir is not None:
-            path = Path(trainer.log_dir) / filename
+        if isinstance(filename, str) and folder is not None:
+            path = Path(folder) / filename
             if path.is_file():
                 return path
     return None

@@ -341,6 +341,12 @@ class ClipDataModule(pl.LightningDataModule):
                     dataset, num_replicas=num_replicas, rank=rank, seed=self.seed
                 )
         elif self.trainer is not None and self.trainer.world_size > 1:
+            if len(dataset) < self.trainer.world_size:
+                raise DatasetError(
+                    f"the {split} split has {len(dataset)} clip(s), fewer than the "
+                    f"{self.trainer.world_size} devices that evaluate it: use fewer devices, or a "
+                    "larger split (protocol, val_fraction)"
+                )
             # Every clip evaluated exactly once across ranks (Lightning's default sampler pads the
             # last shard with repeated clips, which would bias WAR/UAR).
             sampler = UnrepeatedDistributedSampler(
