@@ -141,8 +141,12 @@ def sam_step(
     y: torch.Tensor,
     dtype: torch.dtype | None,
     scaler: torch.amp.GradScaler | None,
-) -> float:
-    """One SAM step as ``HDFClassifier.training_step`` does it; returns the first-pass loss."""
+) -> tuple[float, float, bool]:
+    """One SAM step as ``HDFClassifier.training_step`` does it.
+
+    Returns:
+        (first-pass loss, g, whether the step was skipped for a non-finite g).
+    """
     kind = x.device.type
     with torch.autocast(kind, dtype=dtype, enabled=dtype is not None):
         logits, feat = net(x)
@@ -150,7 +154,8 @@ def sam_step(
     (scaler.scale(first.loss) if scaler else first.loss).backward()
     scale = float(scaler.get_scale()) if scaler else 1.0
     g = sam.first_step(zero_grad=True) / scale
-    if bool(torch.isfinite(g)):
+    skipped = not bool(torch.isfinite(g))
+    if not skipped:
         with frozen_bn_stats(net), torch.autocast(kind, dtype=dtype, enabled=dtype is not None):
             logits2, feat2 = net(x)
             second = loss_fn(logits2, feat2, y, weighted=True, grad_norm=g)
@@ -160,10 +165,10 @@ def sam_step(
     if scaler:
         scaler.step(sam.base_optimizer)
         scaler.update()
-    else:
+    elif not skipped:
         sam.base_optimizer.step()
     sam.zero_grad()
-    return float(first.loss.detach())
+    return float(first.loss.detach()), float(g), skipped
 
 
 def build_net(args: argparse.Namespace) -> nn.Module:
@@ -184,7 +189,7 @@ def time_steps(
     y = torch.arange(args.batch, device=device) % 7
 
     def step(x: torch.Tensor) -> float:
-        return sam_step(net, sam, loss_fn, x, y, dtype, scaler)
+        return sam_step(net, sam, loss_fn, x, y, dtype, scaler)[0]
 
     x = torch.rand(args.batch, 3, args.frames, args.size, args.size, device=device)
     loss = step(x)

@@ -22,35 +22,12 @@ from functools import partial
 
 import torch
 
+from gpu_check import sam_step  # the same step as the loader/step check
 from hdf_lightning.losses import DSM
 from hdf_lightning.models import HDFNet
-from hdf_lightning.optim import SAM, frozen_bn_stats
+from hdf_lightning.optim import SAM
 
 PRECISIONS = {"fp32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
-
-
-def sam_step(net, sam, loss_fn, x, y, dtype, scaler):  # type: ignore[no-untyped-def]
-    with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
-        logits, feat = net(x)
-        first = loss_fn(logits, feat, y, weighted=False)
-    (scaler.scale(first.loss) if scaler else first.loss).backward()
-    scale = float(scaler.get_scale()) if scaler else 1.0
-    g = sam.first_step(zero_grad=True) / scale
-    skipped = not bool(torch.isfinite(g))
-    if not skipped:
-        with frozen_bn_stats(net), torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
-            logits2, feat2 = net(x)
-            second = loss_fn(logits2, feat2, y, weighted=True, grad_norm=g)
-            # backward inside: leaving the block copies the BatchNorm buffers back in place
-            (scaler.scale(second.loss) if scaler else second.loss).backward()
-        sam.restore()
-    if scaler:
-        scaler.step(sam.base_optimizer)
-        scaler.update()
-    elif not skipped:
-        sam.base_optimizer.step()
-    sam.zero_grad()
-    return float(first.loss), float(g), skipped
 
 
 def main() -> None:
