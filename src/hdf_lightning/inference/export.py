@@ -50,29 +50,23 @@ class LogitsOnly(nn.Module):
 def _export_onnx(module: nn.Module, example: Tensor, path: Path, opset: int, dynamo: bool) -> None:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        if dynamo:  # torch.export-based exporter
-            batch = torch.export.Dim("batch", min=1, max=1024)
-            torch.onnx.export(
-                module,
-                (example,),
-                str(path),
-                input_names=["clips"],
-                output_names=["logits"],
-                opset_version=opset,
-                dynamo=True,
-                dynamic_shapes={"clips": {0: batch}},
-            )
-        else:  # TorchScript-based exporter: several times faster to export
-            torch.onnx.export(
-                module,
-                (example,),
-                str(path),
-                input_names=["clips"],
-                output_names=["logits"],
-                opset_version=opset,
-                dynamo=False,
-                dynamic_axes={"clips": {0: "batch"}, "logits": {0: "batch"}},
-            )
+        # the torch.export-based exporter takes dynamic shapes; the TorchScript-based one (several
+        # times faster to export) dynamic axes
+        dynamic: dict[str, Any] = (
+            {"dynamic_shapes": {"clips": {0: torch.export.Dim("batch", min=1, max=1024)}}}
+            if dynamo
+            else {"dynamic_axes": {"clips": {0: "batch"}, "logits": {0: "batch"}}}
+        )
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            input_names=["clips"],
+            output_names=["logits"],
+            opset_version=opset,
+            dynamo=dynamo,
+            **dynamic,
+        )
 
 
 def _run_onnx(path: Path, x: Tensor) -> np.ndarray:
