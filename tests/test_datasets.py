@@ -17,7 +17,6 @@ from hdf_lightning.data.datasets import (
     read_dfew_split,
     read_ferv39k_split,
     scan_index,
-    scan_records,
 )
 from hdf_lightning.data.errors import (
     CorruptClipError,
@@ -277,7 +276,7 @@ def test_skip_bad_replaces_and_counts_across_workers(tmp_path: Path, workers: in
         _dataset(records)[1]
 
 
-def test_scan_records_drops_missing_and_empty(tmp_path: Path) -> None:
+def test_scan_index_drops_missing_and_empty(tmp_path: Path) -> None:
     good = ClipRecord(write_frames(tmp_path / "g", 3), 0, "g", "frames")
     (tmp_path / "e").mkdir()
     records = [
@@ -285,11 +284,12 @@ def test_scan_records_drops_missing_and_empty(tmp_path: Path) -> None:
         ClipRecord(tmp_path / "e", 1, "e", "frames"),
         ClipRecord(tmp_path / "gone", 1, "gone", "frames"),
     ]
-    kept, counts, bad = scan_records(records, skip_bad=True)
+    kept, index, bad = scan_index(records, skip_bad=True)
+    counts = [n for n, _ in index]
     assert kept == [good] and counts == [3]
     assert [type(e) for e in bad] == [EmptyClipError, MissingClipError]
     with pytest.raises(EmptyClipError, match="clip e "):
-        scan_records(records, skip_bad=False)
+        scan_index(records, skip_bad=False)
 
 
 def test_frame_folders_are_listed_once(

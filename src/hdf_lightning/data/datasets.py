@@ -432,14 +432,6 @@ def scan_index(
     return good, index, bad
 
 
-def scan_records(
-    records: Sequence[ClipRecord], *, skip_bad: bool
-) -> tuple[list[ClipRecord], list[int], list[DatasetError]]:
-    """:func:`scan_index` with frame counts only: ``(good records, counts, errors)``."""
-    good, index, bad = scan_index(records, skip_bad=skip_bad)
-    return good, [n for n, _ in index], bad
-
-
 def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     """A torch generator seeded from ``(seed, epoch, index)``, independent of worker layout."""
     state = np.random.SeedSequence([seed, epoch, index]).generate_state(2, dtype=np.uint32)
@@ -506,7 +498,7 @@ class ClipDataset(Dataset[ClipItem]):
             (:func:`~hdf_lightning.data.transforms.decode_jpeg_clips`; batch with
             :func:`collate_clips`). Frame folders only; videos are decoded here either way.
         index: ``(frame count, sorted frame files)`` of every record, as
-            :func:`clip_frames` returns them (e.g. from :func:`scan_records`); listed here
+            :func:`clip_frames` returns them (e.g. from :func:`scan_index`); listed here
             when None. Either way each clip is listed once, not per item.
     """
 
@@ -675,5 +667,4 @@ __all__ = [
     "read_dfew_split",
     "read_ferv39k_split",
     "scan_index",
-    "scan_records",
 ]
