@@ -28,7 +28,9 @@ import shlex
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,20 @@ def demo_net_args() -> list[str]:
 
 
 DEMO_NET = demo_net_args()
+
+
+def demo_defaults() -> dict[str, int]:
+    """The demo's epochs and data size (configs/demo.yaml): the study's defaults."""
+    demo = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    data = demo["data"]["init_args"]
+    return {
+        "epochs": int(demo["trainer"]["max_epochs"]),
+        "subjects": int(data["num_subjects"]),
+        "clips_per_subject": int(data["clips_per_subject"]),
+    }
+
+
+DEMO_DEFAULTS = demo_defaults()
 SUBSETS = ("seen", "unseen")
 
 
@@ -168,7 +184,7 @@ def run_logged(command: Sequence[str], log_file: Path) -> None:
     """Run ``command`` with its output in ``log_file``; raise with the log's tail on failure."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     log.info("%s  (output: %s)", shlex.join(command), log_file)
-    env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
+    env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"), **THREADS}
     with log_file.open("w") as fh:
         proc = subprocess.run(
             list(command), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
@@ -176,6 +192,32 @@ def run_logged(command: Sequence[str], log_file: Path) -> None:
     if proc.returncode != 0:
         tail = "\n".join(log_file.read_text().splitlines()[-30:])
         raise RuntimeError(f"exit code {proc.returncode} of: {shlex.join(command)}\n{tail}")
+
+
+THREADS: dict[str, str] = {}
+"""Extra environment of every run (``OMP_NUM_THREADS`` when several runs share the cores)."""
+
+
+def run_all(runs: Sequence[Run], settings: Settings, jobs: int) -> list[dict[str, Any]]:
+    """:func:`run_one` for every run, ``jobs`` at a time, results in the order of ``runs``.
+
+    The first run of each data set runs alone, since its fit writes the data; the others then
+    share the written tree.
+    """
+    if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+        THREADS["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    first: dict[Path, int] = {}
+    for i, run in enumerate(runs):
+        first.setdefault(run.data_root, i)
+    results: dict[int, dict[str, Any]] = {}
+    for i in sorted(first.values()):
+        results[i] = run_one(runs[i], settings)
+    rest = [i for i in range(len(runs)) if i not in results]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {i: pool.submit(run_one, runs[i], settings) for i in rest}
+        for i, future in futures.items():
+            results[i] = future.result()
+    return [results[i] for i in range(len(runs))]
 
 
 def read_manifest(data_root: Path) -> dict[str, bool]:
@@ -269,11 +311,16 @@ def study_table(results: Sequence[dict[str, Any]], variants: Sequence[str]) -> s
     return "\n".join(lines)
 
 
-def write_outputs(out: Path, results: Sequence[dict[str, Any]], table: str, command: str) -> None:
-    """Write ``<out>/synthetic_study.md`` (command, table) and ``synthetic_study.csv`` (per run)."""
+def write_outputs(
+    out: Path, results: Sequence[dict[str, Any]], table: str, command: str, wall: float
+) -> None:
+    """Write ``<out>/synthetic_study.md`` (command, wall time, table) and ``synthetic_study.csv``
+    (per run). ``wall`` is this invocation's wall time in seconds (runs read from an earlier
+    invocation's ``result.json`` cost nothing here)."""
     clips = {subset: results[0]["metrics"][subset]["clips"] for subset in SUBSETS}
     (out / "synthetic_study.md").write_text(
         f"command: `{command}`\n\n"
+        f"wall time: {wall / 60:.1f} min\n\n"
         f"settings: {json.dumps(results[0]['settings'])}\n\n"
         f"test clips per seed (first run): {clips['seen']} seen-source, "
         f"{clips['unseen']} unseen-source\n\n{table}\n"
@@ -297,12 +344,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Seen/unseen-source WAR and UAR of the ablation variants on synthetic data.",
         epilog='--extra takes one string of overrides: --extra="--data.image_size=32 --a.b=1"',
     )
-    parser.add_argument("--epochs", type=int, default=12, help="training epochs per run")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=DEMO_DEFAULTS["epochs"],
+        help="training epochs per run (default: the demo's)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--out", type=Path, default=Path("runs/synthetic_study"))
-    parser.add_argument("--subjects", type=int, default=30, help="synthetic subjects")
-    parser.add_argument("--clips-per-subject", type=int, default=12)
+    parser.add_argument(
+        "--subjects",
+        type=int,
+        default=DEMO_DEFAULTS["subjects"],
+        help="synthetic subjects (default: the demo's)",
+    )
+    parser.add_argument(
+        "--clips-per-subject",
+        type=int,
+        default=DEMO_DEFAULTS["clips_per_subject"],
+        help="seen-source clips per subject (default: the demo's)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs trained at once; each gets cores/jobs threads unless OMP_NUM_THREADS is set",
+    )
     parser.add_argument(
         "--synth-seed",
         type=int,
@@ -331,6 +399,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     return args
 
 
@@ -360,14 +430,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(shlex.join(test_command(run, settings)))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
     try:
-        results = [run_one(run, settings) for run in runs]
+        results = run_all(runs, settings, args.jobs)
     except (ValueError, RuntimeError) as err:
         log.error("synthetic_study: %s", err)
         return 1
+    wall = time.monotonic() - start
     table = study_table(results, args.variants)
-    write_outputs(args.out, results, table, command)
-    print(f"command: {command}\n\n{table}")
+    write_outputs(args.out, results, table, command, wall)
+    print(f"command: {command}\n\nwall time: {wall / 60:.1f} min\n\n{table}")
     return 0
 
 

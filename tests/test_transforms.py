@@ -350,6 +350,21 @@ def test_color_jitter_uint8_within_one_grey_level_of_torchvision(hue: bool) -> N
         assert not torch.equal(out, clip)
 
 
+@pytest.mark.parametrize("hue", [-0.5, -0.49, -0.01, 0.01, 0.49, 0.5])
+def test_color_jitter_uint8_hue_wraps_in_either_memory_layout(hue: float) -> None:
+    # every hue of the circle: a ramp of saturated colours plus random pixels
+    g = _gen(11)
+    clip = torch.randint(0, 256, (3, 4, 8, 16), generator=g, dtype=torch.uint8)
+    angle = torch.linspace(0, 1, 16)
+    ramp = torch.stack([angle, (angle + 1 / 3) % 1, (angle + 2 / 3) % 1])  # (3, 16)
+    clip[:, 0, :, :] = (255 * (ramp > 0.5)).to(torch.uint8)[:, None, :]
+    ref = _torchvision_jitter(clip, 1.1, 0.9, 1.2, hue)
+    for layout in (clip, _interleaved(clip)):
+        out = color_jitter_uint8(layout, 1.1, 0.9, 1.2, hue)
+        assert out.is_contiguous() and out.shape == clip.shape
+        assert (out.float() - ref).abs().max() <= 1.0, hue
+
+
 def test_color_jitter_uint8_brightness_and_contrast_only_is_one_rounding() -> None:
     clip = _clip(1, 2, 7, 7)[0]
     out = color_jitter_uint8(clip, 1.3, 0.7, 1.0, None)

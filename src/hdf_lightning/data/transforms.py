@@ -357,34 +357,6 @@ def color_jitter(
     return out
 
 
-def _hue_shift_(rgb: Tensor, shift: float) -> Tensor:
-    """Rotate the HSV hue of planar RGB ``(3, ...)`` floats in [0, 255] by ``shift`` turns.
-
-    The same maths as torchvision's ``adjust_hue`` on float tensors (HSV round trip), written
-    with the value (max) ``M``, the chroma ``C = M - min`` and the hue in sixths ``H``: channel
-    ``k`` of the result is ``M - C·clamp(min(x, 4 - x), 0, 1)`` with ``x = (n_k + H') mod 6``,
-    ``n = (5, 3, 1)`` for R, G, B. Branch-free (the max channel is picked with ``sign``, the
-    modulo with ``floor``): torch's vectorised arithmetic is several times faster on the CPU
-    than its comparisons and ``where``. Writes into ``rgb`` and returns it.
-    """
-    r, g, b = rgb.unbind(0)
-    maxc = torch.maximum(torch.maximum(r, g), b)
-    chroma = maxc - torch.minimum(torch.minimum(r, g), b)
-    inv = chroma.clamp_min(1e-6).reciprocal_()  # grey pixels: every difference below is 0
-    # Which channel is the max, red first, then green (torchvision's tie order), as 0/1 floats.
-    is_r = torch.sign(maxc - r).neg_().add_(1.0)
-    is_g = torch.sign(maxc - g).neg_().add_(1.0).mul_(1.0 - is_r)
-    is_b = (1.0 - is_r).sub_(is_g)
-    hue = (g - b).mul_(is_r).add_((b - r).mul_(is_g)).add_((r - g).mul_(is_b)).mul_(inv)
-    hue.add_(is_g, alpha=2.0).add_(is_b, alpha=4.0).add_(6.0 * shift)
-    for k, n in enumerate((5.0, 3.0, 1.0)):
-        x = hue + n
-        x.sub_(torch.floor(x * (1.0 / 6.0)), alpha=6.0)  # mod 6
-        x = torch.minimum(x, 4.0 - x).clamp_(0.0, 1.0).mul_(chroma)
-        torch.sub(maxc, x, out=rgb[k])
-    return rgb
-
-
 def color_jitter_uint8(
     clip: Tensor,
     brightness: float,
@@ -394,67 +366,81 @@ def color_jitter_uint8(
 ) -> Tensor:
     """:func:`color_jitter` of one uint8 clip, uint8 out, without a float pass per step.
 
-    Brightness then contrast are one lookup table per frame (brightness ``min(b·v, 255)``, then
-    ``c·y + (1 - c)·m`` with ``m`` the frame's mean luma after brightness, computed exactly from
-    uint8 sums), so both cost one gather over the clip. Without saturation and hue the table
-    is rounded to uint8 and that gather is the whole jitter; otherwise it gathers float32 values
-    (no rounding in between), the saturation blend and the hue rotation follow in float32, and
-    the result is rounded once. Equal to torchvision's float ``adjust_brightness``,
-    ``adjust_contrast``, ``adjust_saturation``, ``adjust_hue`` (in that order) on ``clip / 255``
-    within one grey level.
+    Works on interleaved RGB (``(T, H, W, 3)`` memory, as decoded frames and
+    :func:`crop_resize_flip_uint8` hold them) with OpenCV's vectorised kernels:
+
+    * brightness then contrast are one lookup table per frame (brightness ``min(b·v, 255)``,
+      then ``c·y + (1 - c)·m`` with ``m`` the frame's mean luma after brightness, computed
+      exactly from uint8 sums), so both cost one gather;
+    * without saturation and hue the table is rounded to uint8 and that gather is the whole
+      jitter; otherwise it gathers float32 values (no rounding in between), the saturation blend
+      is one 3×3 colour matrix (``s·I + (1 - s)·1·w^T``, ``w`` the luma weights), clamped to
+      [0, 255], and the hue rotation is OpenCV's float HSV round trip (the same maths as
+      torchvision's ``adjust_hue``);
+    * the result is rounded once and copied to planar memory.
+
+    Equal to torchvision's float ``adjust_brightness``, ``adjust_contrast``,
+    ``adjust_saturation``, ``adjust_hue`` (in that order) on ``clip / 255`` within one grey level.
 
     Args:
-        clip: uint8 ``(3, T, H, W)`` (any strides; planar memory is fastest).
+        clip: uint8 ``(3, T, H, W)`` (any strides; interleaved memory is fastest).
         brightness: Brightness factor (1 = unchanged).
         contrast: Contrast factor (1 = unchanged).
         saturation: Saturation factor (1 = unchanged).
         hue: Hue shift in turns, in [-0.5, 0.5], or None to skip it.
 
     Returns:
-        uint8 ``(3, T, H, W)``, contiguous.
+        uint8 ``(3, T, H, W)``, contiguous (planar).
     """
+    import cv2
+
     if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[0] != 3:
         raise ValueError(
             f"expected a uint8 clip (3, T, H, W), got {clip.dtype} {tuple(clip.shape)}"
         )
-    x = planar_uint8(clip).numpy()  # (3, T, H, W)
-    t = x.shape[1]
+    frames = np.ascontiguousarray(clip.permute(1, 2, 3, 0).numpy())  # (T, H, W, 3)
+    t, h, w, _ = frames.shape
     levels = np.arange(256, dtype=np.float64)
     lut = np.minimum(levels * brightness, 255.0)[None].repeat(t, 0)  # (T, 256)
     if contrast != 1.0:
-        lut = lut * contrast + (1.0 - contrast) * _mean_luma(x, brightness)[:, None]
+        lut = lut * contrast + (1.0 - contrast) * _mean_luma(frames, brightness)[:, None]
         np.clip(lut, 0.0, 255.0, out=lut)
-    rest = saturation != 1.0 or hue is not None
+    rest = saturation != 1.0 or (hue is not None and hue != 0.0)
     table = lut.astype(np.float32) if rest else np.rint(lut).astype(np.uint8)
-    out = np.empty(x.shape, dtype=table.dtype)
+    out = np.empty(frames.shape, dtype=table.dtype)
     for f in range(t):  # one gather per frame
-        np.take(table[f], x[:, f], out=out[:, f])
-    if not rest:
-        return torch.from_numpy(out)
-    y = torch.from_numpy(out)
-    if saturation != 1.0:
-        gray = _gray(y.unsqueeze(0)).squeeze(0)  # (1, T, H, W)
-        y.mul_(saturation).add_(gray.mul_(1.0 - saturation)).clamp_(0.0, 255.0)
-    if hue is not None and hue != 0.0:
-        _hue_shift_(y, hue)
-    # numpy's float -> uint8 cast is several times faster than torch's on the CPU.
-    return torch.from_numpy(np.rint(out, out=out).astype(np.uint8))
+        cv2.LUT(frames[f], table[f], dst=out[f])
+    if rest:
+        image = out.reshape(t * h, w, 3)
+        if saturation != 1.0:
+            weights = np.asarray(_GRAY_WEIGHTS, dtype=np.float32)
+            matrix = saturation * np.eye(3, dtype=np.float32) + (1.0 - saturation) * weights
+            image = cv2.transform(image, matrix)
+            cv2.threshold(image, 255.0, 255.0, cv2.THRESH_TRUNC, dst=image)
+            cv2.threshold(image, 0.0, 0.0, cv2.THRESH_TOZERO, dst=image)
+        if hue is not None and hue != 0.0:
+            hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)  # H in degrees [0, 360)
+            cv2.add(hsv, (360.0 * (hue % 1.0), 0.0, 0.0, 0.0), dst=hsv)  # H in [0, 720)
+            image = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        out = cv2.convertScaleAbs(image).reshape(t, h, w, 3)  # round half to even, saturate
+    return torch.from_numpy(np.ascontiguousarray(out.transpose(3, 0, 1, 2)))
 
 
-def _mean_luma(x: np.ndarray, brightness: float) -> np.ndarray:
-    """Mean luma per frame ``(T,)`` of ``min(brightness·x, 255)`` for uint8 ``x (3, T, H, W)``.
+def _mean_luma(frames: np.ndarray, brightness: float) -> np.ndarray:
+    """Mean luma per frame ``(T,)`` of ``min(brightness·x, 255)`` for uint8 ``(T, H, W, 3)``.
 
     Exact: with ``k = floor(255 / b)``, ``min(b·v, 255)`` is ``b·v`` for ``v <= k`` and 255
     above, so the sums need only those of ``min(x, k)`` and ``min(x, k + 1)`` (their difference
     counts the values above ``k``).
     """
-    t = x.shape[1]
-    flat = torch.from_numpy(x).view(3, t, -1)
+    import cv2
 
-    def sums(cap: int | None = None) -> np.ndarray:
-        # torch clamps uint8 faster than numpy; numpy sums uint8 into uint32 faster than torch
-        v = flat if cap is None else flat.clamp_max(cap)
-        return v.numpy().sum(axis=-1, dtype=np.uint32).astype(np.float64)  # (3, T)
+    def sums(cap: int | None = None) -> np.ndarray:  # per frame and channel, (T, 3)
+        capped = frames
+        if cap is not None:  # min(x, cap) on every channel
+            capped = cv2.threshold(frames.reshape(-1, 3), cap, 255, cv2.THRESH_TRUNC)[1]
+            capped = capped.reshape(frames.shape)
+        return np.array([cv2.sumElems(f)[:3] for f in capped])
 
     if brightness <= 1.0:
         total = sums() * brightness
@@ -463,8 +449,8 @@ def _mean_luma(x: np.ndarray, brightness: float) -> np.ndarray:
         low = sums(k)
         high = sums(k + 1) - low  # how many values exceed k
         total = brightness * (low - k * high) + 255.0 * high
-    weights = np.asarray(_GRAY_WEIGHTS, dtype=np.float64)[:, None]  # (3, 1)
-    return cast(np.ndarray, (total * weights).sum(axis=0) / flat.shape[-1])
+    weights = np.asarray(_GRAY_WEIGHTS, dtype=np.float64)  # (3,)
+    return cast(np.ndarray, total @ weights / (frames.shape[1] * frames.shape[2]))
 
 
 @dataclass(frozen=True)
@@ -641,9 +627,9 @@ class ClipAugment(nn.Module):
         """:meth:`augment_clip` with given parameters (a batch of 1)."""
         top, left, height, width = (int(v) for v in params.boxes[0])
         box = (top, left, height, width)
-        out = planar_uint8(crop_resize_flip_uint8(clip, box, bool(params.flip[0]), self.size))
+        out = crop_resize_flip_uint8(clip, box, bool(params.flip[0]), self.size)
         if self.jitter == 0 and params.hue is None:
-            return out
+            return planar_uint8(out)
         return color_jitter_uint8(
             out,
             float(params.brightness[0]),
