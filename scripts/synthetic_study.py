@@ -204,14 +204,14 @@ def run_all(runs: Sequence[Run], settings: Settings, jobs: int) -> list[dict[str
     The first run of each data set runs alone, since its fit writes the data; the others then
     share the written tree.
     """
-    if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
-        THREADS["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
     first: dict[Path, int] = {}
     for i, run in enumerate(runs):
         first.setdefault(run.data_root, i)
     results: dict[int, dict[str, Any]] = {}
     for i in sorted(first.values()):
         results[i] = run_one(runs[i], settings)
+    if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+        THREADS["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
     rest = [i for i in range(len(runs)) if i not in results]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {i: pool.submit(run_one, runs[i], settings) for i in rest}
