@@ -2,10 +2,10 @@
 
 A diagnostic for runs that stay at chance level. It trains ``--steps`` optimisation steps of an
 ``hdf fit`` configuration (no validation) and prints, every ``--every`` steps, the training loss,
-the fraction of the feature's units (active units) that are non-zero for at least one clip of the batch, and the
-mean L2 norm (norm) of the feature ``(B, D)`` the model returns next to its logits. A head whose units
-die (fraction -> 0) or whose feature shrinks to 0 predicts a constant class: the loss settles at
-the entropy of the class prior (ln 7 = 1.946 for balanced classes).
+the fraction of the feature's units that are non-zero for at least one clip of the batch (active
+units) and the mean L2 norm of the feature ``(B, D)`` the model returns next to its logits. A
+head whose units die (fraction -> 0) or whose feature shrinks to 0 predicts a constant class: the
+loss settles at the entropy of the class prior (ln 7 = 1.946 for balanced classes).
 
     python scripts/head_activity.py --steps 90 -- --config configs/demo.yaml \\
         --config configs/ablations/x3d_sam.yaml --model.net.head_dim=128 ...
