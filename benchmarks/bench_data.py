@@ -315,7 +315,9 @@ def time_loader(
 
     Fresh workers (``persistent=False``, forked for this epoch as a non-persistent DataLoader
     does every epoch): one epoch, its first batch (worker start-up) untimed. Persistent workers:
-    a warm-up epoch, then the whole second epoch timed (the workers are already up).
+    a warm-up epoch, then the second epoch, its first batch untimed as well (the workers are
+    already up, but they start prefetching only when the epoch starts), so both settings time
+    the same steady state.
     With ``workers=0`` the CPU time covers the whole pipeline and, unlike wall time, hardly
     depends on other processes competing for the cores; with workers it covers only the main
     process (collation and the batch transform).
@@ -333,12 +335,11 @@ def time_loader(
     clips = 0
     start, cpu_start = time.perf_counter(), time.process_time()
     out = torch.empty(0)
-    timed_from = 0 if persistent and workers > 0 else 1
     for step, batch in enumerate(loader):
         out = on_batch(batch.to(device, non_blocking=True))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        if step == 0 and timed_from == 1:
+        if step == 0:
             _check(out)  # before the clock starts
             start, cpu_start = time.perf_counter(), time.process_time()
         else:
