@@ -344,27 +344,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Seen/unseen-source WAR and UAR of the ablation variants on synthetic data.",
         epilog='--extra takes one string of overrides: --extra="--data.image_size=32 --a.b=1"',
     )
-    parser.add_argument(
-        "--epochs",
-        type=int,
-        default=DEMO_DEFAULTS["epochs"],
-        help="training epochs per run (default: the demo's)",
-    )
+    for flag, key, what in (
+        ("--epochs", "epochs", "training epochs per run"),
+        ("--subjects", "subjects", "synthetic subjects"),
+        ("--clips-per-subject", "clips_per_subject", "seen-source clips per subject"),
+    ):
+        default = DEMO_DEFAULTS[key]
+        parser.add_argument(flag, type=int, default=default, help=f"{what} (the demo's: {default})")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--out", type=Path, default=Path("runs/synthetic_study"))
-    parser.add_argument(
-        "--subjects",
-        type=int,
-        default=DEMO_DEFAULTS["subjects"],
-        help="synthetic subjects (default: the demo's)",
-    )
-    parser.add_argument(
-        "--clips-per-subject",
-        type=int,
-        default=DEMO_DEFAULTS["clips_per_subject"],
-        help="seen-source clips per subject (default: the demo's)",
-    )
     parser.add_argument(
         "--jobs",
         type=int,
