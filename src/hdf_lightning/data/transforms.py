@@ -415,7 +415,8 @@ def color_jitter_uint8(
     if contrast != 1.0:
         lut = lut * contrast + (1.0 - contrast) * _mean_luma(frames, brightness)[:, None]
         np.clip(lut, 0.0, 255.0, out=lut)
-    rest = saturation != 1.0 or (hue is not None and hue != 0.0)
+    shift = 0.0 if hue is None else hue % 1.0  # the hue rotation in turns, in [0, 1)
+    rest = saturation != 1.0 or shift != 0.0
     table = lut.astype(np.float32) if rest else np.rint(lut).astype(np.uint8)
     out = np.empty(frames.shape, dtype=table.dtype)
     for f in range(t):  # one gather per frame
@@ -428,12 +429,12 @@ def color_jitter_uint8(
             image = cv2.transform(image, matrix)
             cv2.threshold(image, 255.0, 255.0, cv2.THRESH_TRUNC, dst=image)
             cv2.threshold(image, 0.0, 0.0, cv2.THRESH_TOZERO, dst=image)
-        if hue is not None and hue != 0.0:
+        if shift != 0.0:
             hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)  # H in degrees [0, 360)
-            cv2.add(hsv, (360.0 * (hue % 1.0), 0.0, 0.0, 0.0), dst=hsv)  # H in [0, 720)
+            cv2.add(hsv, (360.0 * shift, 0.0, 0.0, 0.0), dst=hsv)  # H in [0, 720)
             image = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
         out = cv2.convertScaleAbs(image).reshape(t, h, w, 3)  # round half to even, saturate
-    return torch.from_numpy(np.ascontiguousarray(out.transpose(3, 0, 1, 2)))
+    return planar_uint8(torch.from_numpy(out).permute(3, 0, 1, 2))
 
 
 def _mean_luma(frames: np.ndarray, brightness: float) -> np.ndarray:
