@@ -29,7 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,29 +49,25 @@ RESULT_FILE = "result.json"
 PREDICTIONS = Path("predictions") / "test_rank0.pt"
 
 
+DEMO = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+"""configs/demo.yaml: the study trains at the demo's sizes, epochs and data size."""
+
+
 def demo_net_args() -> list[str]:
     """The ablation configs carry the paper's network sizes; these bring them back to the demo's
     (read from configs/demo.yaml, so the study always trains at the demo's sizes)."""
-    net = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())["model"]["net"]["init_args"]
+    net = DEMO["model"]["net"]["init_args"]
     keys = ("num_frames", "width_factor", "depth_factor", "head_dim", "dropout")
     return [f"--model.net.{k}={net[k]}" for k in keys]
 
 
 DEMO_NET = demo_net_args()
-
-
-def demo_defaults() -> dict[str, int]:
-    """The demo's epochs and data size (configs/demo.yaml): the study's defaults."""
-    demo = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    data = demo["data"]["init_args"]
-    return {
-        "epochs": int(demo["trainer"]["max_epochs"]),
-        "subjects": int(data["num_subjects"]),
-        "clips_per_subject": int(data["clips_per_subject"]),
-    }
-
-
-DEMO_DEFAULTS = demo_defaults()
+DEMO_DEFAULTS = {
+    "epochs": int(DEMO["trainer"]["max_epochs"]),
+    "subjects": int(DEMO["data"]["init_args"]["num_subjects"]),
+    "clips_per_subject": int(DEMO["data"]["init_args"]["clips_per_subject"]),
+}
+"""The study's defaults: the demo's epochs and data size."""
 SUBSETS = ("seen", "unseen")
 
 
@@ -180,11 +176,18 @@ def test_command(run: Run, settings: Settings) -> list[str]:
     ]
 
 
-def run_logged(command: Sequence[str], log_file: Path) -> None:
-    """Run ``command`` with its output in ``log_file``; raise with the log's tail on failure."""
+def run_logged(
+    command: Sequence[str], log_file: Path, env_extra: Mapping[str, str] | None = None
+) -> None:
+    """Run ``command`` with its output in ``log_file`` and ``env_extra`` added to its
+    environment; raise with the log's tail on failure."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     log.info("%s  (output: %s)", shlex.join(command), log_file)
-    env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"), **THREADS}
+    env = {
+        **os.environ,
+        "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
+        **(env_extra or {}),
+    }
     with log_file.open("w") as fh:
         proc = subprocess.run(
             list(command), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
@@ -194,15 +197,12 @@ def run_logged(command: Sequence[str], log_file: Path) -> None:
         raise RuntimeError(f"exit code {proc.returncode} of: {shlex.join(command)}\n{tail}")
 
 
-THREADS: dict[str, str] = {}
-"""Extra environment of every run (``OMP_NUM_THREADS`` when several runs share the cores)."""
-
-
 def run_all(runs: Sequence[Run], settings: Settings, jobs: int) -> list[dict[str, Any]]:
     """:func:`run_one` for every run, ``jobs`` at a time, results in the order of ``runs``.
 
     The first run of each data set runs alone, since its fit writes the data; the others then
-    share the written tree.
+    share the written tree, each with cores ÷ ``jobs`` threads (``OMP_NUM_THREADS``) unless the
+    environment sets them.
     """
     first: dict[Path, int] = {}
     for i, run in enumerate(runs):
@@ -210,11 +210,12 @@ def run_all(runs: Sequence[Run], settings: Settings, jobs: int) -> list[dict[str
     results: dict[int, dict[str, Any]] = {}
     for i in sorted(first.values()):
         results[i] = run_one(runs[i], settings)
+    threads: dict[str, str] = {}
     if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
-        THREADS["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+        threads["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
     rest = [i for i in range(len(runs)) if i not in results]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {i: pool.submit(run_one, runs[i], settings) for i in rest}
+        futures = {i: pool.submit(run_one, runs[i], settings, threads) for i in rest}
         for i, future in futures.items():
             results[i] = future.result()
     return [results[i] for i in range(len(runs))]
@@ -257,8 +258,11 @@ def split_metrics(run: Run, settings: Settings) -> dict[str, dict[str, float]]:
     return metrics
 
 
-def run_one(run: Run, settings: Settings) -> dict[str, Any]:
-    """Fit, test and score one run (or read its ``result.json`` when it already finished)."""
+def run_one(
+    run: Run, settings: Settings, env_extra: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Fit, test and score one run (or read its ``result.json`` when it already finished);
+    ``env_extra`` is added to the environment of its ``hdf`` subprocesses."""
     result_path = run.run_dir / RESULT_FILE
     if result_path.is_file():
         result: dict[str, Any] = json.loads(result_path.read_text())
@@ -270,8 +274,8 @@ def run_one(run: Run, settings: Settings) -> dict[str, Any]:
         log.info("%s seed %d already finished (%s): skipped", run.variant, run.seed, result_path)
         return result
     fit, test = fit_command(run, settings), test_command(run, settings)
-    run_logged(fit, run.run_dir / "fit.log")
-    run_logged(test, run.run_dir / "test.log")
+    run_logged(fit, run.run_dir / "fit.log", env_extra)
+    run_logged(test, run.run_dir / "test.log", env_extra)
     result = {
         "variant": run.variant,
         "seed": run.seed,
