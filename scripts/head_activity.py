@@ -33,7 +33,6 @@ class HeadActivity(pl.Callback):
     def __init__(self, every: int) -> None:
         self.every = every
         self.feature: Tensor | None = None
-        self.rows: list[tuple[int, float, float, float]] = []
 
     def capture(self, output: tuple[Tensor, Tensor]) -> None:
         if self.feature is None:  # the step's first pass (SAM's second is at perturbed weights)
@@ -49,7 +48,6 @@ class HeadActivity(pl.Callback):
         active = float((feature.abs().sum(0) > 0).float().mean())
         norm = float(feature.norm(dim=1).mean())
         loss = float(outputs["loss"] if isinstance(outputs, dict) else outputs)
-        self.rows.append((step, loss, active, norm))
         print(f"step {step:5d}  loss {loss:.4f}  active units {active:.2f}  norm {norm:.3f}")
 
 
