@@ -7,6 +7,14 @@ test fold (the checkpoint is selected on held-out training clips, ``--protocol h
 WAR/UAR are computed separately on the test clips of the styles seen in training
 and on those of the held-out style (``synthetic_manifest.csv``, column ``seen_in_training``).
 
+Every variant starts from the same pretrained backbone, as HDF starts from Kinetics-pretrained
+X3D: before the study, plain X3D (CE, AdamW, no SAM) is trained once at the same sizes on a
+separate synthetic data set (generator seed :data:`PRETRAIN_SYNTH_SEED`: other identities and
+other capture styles, no unseen-style clips), and its stem, stages and head convolutions
+(``runs/pretrain/backbone.pt``) initialise every run; the classifier and the DAMs start from their
+init. ``--backbone scratch`` trains every run from random init instead (plain X3D + SAM then
+collapses to one class, see ``docs/synthetic_study.md``).
+
 Every training runs in its own ``hdf fit`` / ``hdf test`` subprocess; a run whose ``result.json``
 exists is skipped, and an interrupted fit resumes from its ``last.ckpt``. Results go to
 ``<out>/synthetic_study.md`` (the table and the command line) and ``<out>/synthetic_study.csv``.
@@ -45,6 +53,11 @@ log = logging.getLogger("synthetic_study")
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("x3d", "x3d_dam", "x3d_dsm", "x3d_sam", "hdf")
+PRETRAIN = "pretrain"
+"""The backbone's pretraining run (``runs/pretrain``) and its data (``data/pretrain``)."""
+PRETRAIN_SYNTH_SEED = 1000
+"""Generator seed of the pretraining data: identities and styles unlike the study data's."""
+BACKBONES = ("pretrained", "scratch")
 RESULT_FILE = "result.json"
 PREDICTIONS = Path("predictions") / "test_rank0.pt"
 
@@ -86,6 +99,8 @@ class Settings:
         extra: CLI overrides appended to every ``hdf fit`` / ``hdf test`` command.
         synth_seed: the generator seed shared by every run (one data set), or ``None`` to
             generate the data of each run with its training seed (one data set per seed).
+        backbone: ``"pretrained"`` (every run starts from the pretraining run's backbone) or
+            ``"scratch"`` (random init).
     """
 
     epochs: int
@@ -95,6 +110,7 @@ class Settings:
     protocol: str
     extra: tuple[str, ...]
     synth_seed: int | None = 0
+    backbone: str = "pretrained"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -105,25 +121,57 @@ class Settings:
             "protocol": self.protocol,
             "extra": list(self.extra),
             "synth_seed": "seed" if self.synth_seed is None else self.synth_seed,
+            "backbone": self.backbone,
         }
 
 
 @dataclass(frozen=True)
 class Run:
-    """One (variant, seed) training under ``out`` on the data of generator seed ``synth_seed``."""
+    """One (variant, seed) training under ``out`` on the data of generator seed ``synth_seed``.
+
+    The backbone's pretraining is the run with ``pretrain=True`` (variant ``x3d``, data without
+    unseen-style clips, in ``runs/pretrain`` and ``data/pretrain``).
+    """
 
     variant: str
     seed: int
     out: Path
     synth_seed: int
+    pretrain: bool = False
 
     @property
     def run_dir(self) -> Path:
+        if self.pretrain:
+            return self.out / "runs" / PRETRAIN
         return self.out / "runs" / self.variant / f"seed_{self.seed}"
 
     @property
     def data_root(self) -> Path:
+        if self.pretrain:
+            return self.out / "data" / PRETRAIN
         return self.out / "data" / f"seed_{self.synth_seed}"
+
+
+def pretrain_run(out: Path) -> Run:
+    """The backbone's pretraining: plain X3D, seed 0, on the data of :data:`PRETRAIN_SYNTH_SEED`."""
+    return Run("x3d", 0, out, PRETRAIN_SYNTH_SEED, pretrain=True)
+
+
+def backbone_path(out: Path) -> Path:
+    """The pretrained backbone's state dict (X3D names) that initialises every study run."""
+    return pretrain_run(out).run_dir / "backbone.pt"
+
+
+def save_backbone(checkpoint: Path, target: Path) -> int:
+    """Write the network weights of an ``hdf fit`` checkpoint (its ``net.*`` tensors, prefix
+    removed) to ``target``, a state dict that ``X3D(weights=...)`` loads. Returns the count."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    net = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
+    if not net:
+        raise ValueError(f"{checkpoint}: no network weights (net.*) in its state_dict")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(net, target)
+    return len(net)
 
 
 def hdf_command() -> list[str]:
@@ -134,6 +182,11 @@ def hdf_command() -> list[str]:
 
 def common_args(run: Run, settings: Settings) -> list[str]:
     """Config, network, data and trainer arguments shared by the fit and test of ``run``."""
+    weights = (
+        [f"--model.net.weights={backbone_path(run.out)}"]
+        if settings.backbone == "pretrained" and not run.pretrain
+        else []
+    )
     return [
         "--config",
         str(REPO / "configs" / "demo.yaml"),
@@ -142,7 +195,7 @@ def common_args(run: Run, settings: Settings) -> list[str]:
         *DEMO_NET,
         f"--seed_everything={run.seed}",
         f"--data.root={run.data_root}",
-        "--data.unseen_source=true",
+        f"--data.unseen_source={str(not run.pretrain).lower()}",
         f"--data.num_subjects={settings.subjects}",
         f"--data.clips_per_subject={settings.clips_per_subject}",
         f"--data.synth_seed={run.synth_seed}",
@@ -154,6 +207,7 @@ def common_args(run: Run, settings: Settings) -> list[str]:
         "--trainer.logger=pytorch_lightning.loggers.CSVLogger",
         f"--trainer.logger.save_dir={run.run_dir}",
         "--trainer.enable_progress_bar=false",
+        *weights,
         *settings.extra,
     ]
 
@@ -197,13 +251,30 @@ def run_logged(
         raise RuntimeError(f"exit code {proc.returncode} of: {shlex.join(command)}\n{tail}")
 
 
+def ensure_backbone(out: Path, settings: Settings) -> Path:
+    """Train the pretraining run and write :func:`backbone_path` (kept when it exists)."""
+    target = backbone_path(out)
+    if target.is_file():
+        log.info("pretrained backbone %s exists: pretraining skipped", target)
+        return target
+    run = pretrain_run(out)
+    run_logged(fit_command(run, settings), run.run_dir / "fit.log")
+    count = save_backbone(run.run_dir / "checkpoints" / "best.ckpt", target)
+    log.info("pretrained backbone: %d tensors in %s", count, target)
+    return target
+
+
 def run_all(runs: Sequence[Run], settings: Settings, jobs: int) -> list[dict[str, Any]]:
     """:func:`run_one` for every run, ``jobs`` at a time, results in the order of ``runs``.
+
+    With ``settings.backbone == "pretrained"`` the backbone is pretrained first (alone).
 
     The first run of each data set runs alone, since its fit writes the data; the others then
     share the written tree, each with cores ÷ ``jobs`` threads (``OMP_NUM_THREADS``) unless the
     environment sets them.
     """
+    if settings.backbone == "pretrained" and runs:
+        ensure_backbone(runs[0].out, settings)
     first: dict[Path, int] = {}
     for i, run in enumerate(runs):
         first.setdefault(run.data_root, i)
@@ -375,6 +446,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="generate one data set per training seed (synth_seed = seed) instead",
     )
+    parser.add_argument(
+        "--backbone",
+        default="pretrained",
+        choices=BACKBONES,
+        help="start every run from a backbone pretrained on separate synthetic data "
+        "(pretrained, the default) or from random init (scratch)",
+    )
     parser.add_argument("--fold", type=int, default=1, choices=range(1, 6), metavar="{1..5}")
     parser.add_argument(
         "--protocol",
@@ -411,6 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.protocol,
         extra,
         synth_seed,
+        args.backbone,
     )
     runs = [
         Run(v, s, args.out, s if synth_seed is None else synth_seed)
@@ -418,6 +497,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for v in args.variants
     ]
     if args.dry_run:
+        if settings.backbone == "pretrained":
+            print(shlex.join(fit_command(pretrain_run(args.out), settings)))
         for run in runs:
             print(shlex.join(fit_command(run, settings)))
             print(shlex.join(test_command(run, settings)))

@@ -67,3 +67,67 @@ def test_jobs_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         study.parse_args(["--jobs", "0"])
     assert "--jobs must be >= 1" in capsys.readouterr().err
+
+
+def _value(command: list[str], option: str) -> str | None:
+    values = [arg.split("=", 1)[1] for arg in command if arg.startswith(f"{option}=")]
+    assert len(values) <= 1, (option, values)
+    return values[0] if values else None
+
+
+def test_every_run_starts_from_the_backbone_pretrained_without_the_unseen_style(
+    tmp_path: Path,
+) -> None:
+    settings = study.Settings(2, 5, 2, 1, "honest", (), 0)
+    pretrain = study.fit_command(study.pretrain_run(tmp_path), settings)
+    assert _value(pretrain, "--data.unseen_source") == "false"
+    assert _value(pretrain, "--data.synth_seed") == str(study.PRETRAIN_SYNTH_SEED)
+    assert _value(pretrain, "--model.net.weights") is None
+    pretrain_data = _value(pretrain, "--data.root")
+    for variant in study.VARIANTS:
+        run = study.Run(variant, 1, tmp_path, 0)
+        for command in (study.fit_command(run, settings), study.test_command(run, settings)):
+            assert _value(command, "--model.net.weights") == str(study.backbone_path(tmp_path))
+            assert _value(command, "--data.unseen_source") == "true"
+            assert _value(command, "--data.synth_seed") == "0"
+            assert _value(command, "--data.root") != pretrain_data
+    scratch = study.Settings(2, 5, 2, 1, "honest", (), 0, backbone="scratch")
+    command = study.fit_command(study.Run("x3d_sam", 0, tmp_path, 0), scratch)
+    assert _value(command, "--model.net.weights") is None
+
+
+def test_saved_backbone_loads_into_x3d(tmp_path: Path) -> None:
+    import torch
+
+    from hdf_lightning.models import X3D
+
+    sizes = {"num_frames": 4, "width_factor": 0.5, "depth_factor": 0.2, "head_dim": 16}
+    trained = X3D(**sizes)
+    state = {f"net.{k}": v for k, v in trained.state_dict().items()}
+    state["loss.temperature"] = torch.tensor(0.1)  # not the network's: left out
+    torch.save({"state_dict": state, "epoch": 3}, tmp_path / "best.ckpt")
+    target = tmp_path / "backbone.pt"
+    assert study.save_backbone(tmp_path / "best.ckpt", target) == len(trained.state_dict())
+    torch.manual_seed(1)
+    fresh = X3D(**sizes, weights=str(target))  # the classifier stays at its init
+    for key, value in trained.state_dict().items():
+        same = torch.equal(fresh.state_dict()[key], value)
+        assert same != key.startswith("head.proj.weight"), key
+
+
+def test_the_backbone_is_pretrained_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order: list[str] = []
+    monkeypatch.setattr(study, "ensure_backbone", lambda out, _: order.append("pretrain"))
+    monkeypatch.setattr(
+        study,
+        "run_one",
+        lambda run, *_: order.append(run.variant) or {"variant": run.variant, "seed": run.seed},
+    )
+    runs = [study.Run(v, 0, tmp_path, 0) for v in ("x3d", "hdf")]
+    study.run_all(runs, study.Settings(1, 5, 2, 1, "honest", (), 0), jobs=2)
+    assert order[0] == "pretrain" and sorted(order[1:]) == ["hdf", "x3d"]
+    order.clear()
+    study.run_all(runs, study.Settings(1, 5, 2, 1, "honest", (), 0, backbone="scratch"), jobs=2)
+    assert "pretrain" not in order
