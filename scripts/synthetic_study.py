@@ -7,8 +7,9 @@ test fold (the checkpoint is selected on held-out training clips, ``--protocol h
 WAR/UAR are computed separately on the test clips of the styles seen in training
 and on those of the held-out style (``synthetic_manifest.csv``, column ``seen_in_training``).
 
-Every variant starts from the same pretrained backbone, as HDF starts from Kinetics-pretrained
-X3D: before the study, plain X3D (CE, AdamW, no SAM) is trained once at the same sizes on a
+Every variant starts from the same pretrained backbone, as video expression models are fine-tuned
+from Kinetics-pretrained backbones (``configs/dfew.yaml`` takes a Kinetics X3D checkpoint;
+HDF's own pretraining is not public): before the study, plain X3D (CE, AdamW, no SAM) is trained once at the same sizes on a
 separate synthetic data set (generator seed :data:`PRETRAIN_SYNTH_SEED`: other identities and
 other capture styles, no unseen-style clips), and its stem, stages and head convolutions
 (``runs/pretrain/backbone.pt``) initialise every run; the classifier and the DAMs start from their
