@@ -9,12 +9,13 @@ and on those of the held-out style (``synthetic_manifest.csv``, column ``seen_in
 
 Every variant starts from the same pretrained backbone, as video expression models are fine-tuned
 from Kinetics-pretrained backbones (``configs/dfew.yaml`` takes a Kinetics X3D checkpoint;
-HDF's own pretraining is not public): before the study, plain X3D (CE, AdamW, no SAM) is trained once at the same sizes on a
-separate synthetic data set (generator seed :data:`PRETRAIN_SYNTH_SEED`: other identities and
-other capture styles, no unseen-style clips), and its stem, stages and head convolutions
-(``runs/pretrain/backbone.pt``) initialise every run; the classifier and the DAMs start from their
-init. ``--backbone scratch`` trains every run from random init instead (plain X3D + SAM then
-collapses to one class, see ``docs/synthetic_study.md``).
+HDF's own pretraining is not public). Before the study, plain X3D (CE, AdamW, no SAM) is trained
+once at the same sizes on a separate synthetic data set (generator seed
+:data:`PRETRAIN_SYNTH_SEED`: other identities and other capture styles, no unseen-style clips).
+Its stem, stages and head convolutions (``runs/pretrain/backbone.pt``) initialise every run; the
+classifier and the DAMs start from their init. ``--backbone scratch`` trains every run from
+random init instead (plain X3D + SAM then collapses to one class, see
+``docs/synthetic_study.md``).
 
 Every training runs in its own ``hdf fit`` / ``hdf test`` subprocess; a run whose ``result.json``
 exists is skipped, and an interrupted fit resumes from its ``last.ckpt``. Results go to
