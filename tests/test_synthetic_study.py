@@ -102,6 +102,7 @@ def test_saved_backbone_loads_into_x3d(tmp_path: Path) -> None:
     from hdf_lightning.models import X3D
 
     sizes = {"num_frames": 4, "width_factor": 0.5, "depth_factor": 0.2, "head_dim": 16}
+    torch.manual_seed(0)
     trained = X3D(**sizes)
     state = {f"net.{k}": v for k, v in trained.state_dict().items()}
     state["loss.temperature"] = torch.tensor(0.1)  # not the network's: left out
