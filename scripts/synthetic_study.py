@@ -50,6 +50,7 @@ import yaml
 
 from hdf_lightning.data.datasets import read_dfew_split
 from hdf_lightning.evaluation.metrics import uar_war_from_predictions
+from hdf_lightning.inference.checkpoint import network_weights, read_checkpoint
 
 log = logging.getLogger("synthetic_study")
 
@@ -167,10 +168,7 @@ def backbone_path(out: Path) -> Path:
 def save_backbone(checkpoint: Path, target: Path) -> int:
     """Write the network weights of an ``hdf fit`` checkpoint (its ``net.*`` tensors, prefix
     removed) to ``target``, a state dict that ``X3D(weights=...)`` loads. Returns the count."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-    net = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
-    if not net:
-        raise ValueError(f"{checkpoint}: no network weights (net.*) in its state_dict")
+    net = network_weights(read_checkpoint(checkpoint), checkpoint)
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net, target)
     return len(net)

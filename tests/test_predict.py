@@ -21,7 +21,7 @@ from hdf_lightning.data.sampling import segment_indices
 from hdf_lightning.data.synthetic import render_clip
 from hdf_lightning.data.transforms import ClipEval
 from hdf_lightning.data.video import decode_video, write_video
-from hdf_lightning.inference.checkpoint import CheckpointError, load_model
+from hdf_lightning.inference.checkpoint import CheckpointError, load_model, network_weights
 from hdf_lightning.inference.face import (
     FullFrameDetector,
     HaarFaceDetector,
@@ -462,3 +462,11 @@ def test_checkpoint_without_inference_record_uses_the_run_config(
 
 def test_console_script_exists() -> None:
     assert Path(HDF).is_file()
+
+
+def test_network_weights_are_the_net_tensors_without_their_prefix() -> None:
+    net = torch.ones(2)
+    checkpoint = {"state_dict": {"net.head.proj.bias": net, "loss.temperature": torch.ones(())}}
+    assert network_weights(checkpoint, Path("a.ckpt")) == {"head.proj.bias": net}
+    with pytest.raises(CheckpointError, match=r"a\.ckpt holds no network weights"):
+        network_weights({"state_dict": {"loss.temperature": net}}, Path("a.ckpt"))

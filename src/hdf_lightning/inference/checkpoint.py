@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from torch import nn
+from torch import Tensor, nn
 
 from hdf_lightning.checkpoints import check_checkpoint
 from hdf_lightning.data.transforms import KINETICS_MEAN, KINETICS_STD
@@ -36,6 +37,7 @@ __all__ = [
     "Preprocessing",
     "find_run_config",
     "load_model",
+    "network_weights",
     "read_checkpoint",
 ]
 
@@ -125,6 +127,26 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             ``state_dict``, or non-finite weights (see :mod:`hdf_lightning.checkpoints`).
     """
     return check_checkpoint(path, None)
+
+
+def network_weights(checkpoint: Mapping[str, Any], file: Path) -> dict[str, Tensor]:
+    """The network's tensors of an ``hdf fit`` checkpoint: its ``net.*`` entries, prefix removed.
+
+    Args:
+        checkpoint: the dictionary :func:`read_checkpoint` returned.
+        file: where it was read from (named in the message).
+
+    Raises:
+        CheckpointError: the checkpoint holds no ``net.`` tensors.
+    """
+    weights = {
+        k.removeprefix("net."): v
+        for k, v in checkpoint["state_dict"].items()
+        if k.startswith("net.")
+    }
+    if not weights:
+        raise CheckpointError(f"checkpoint {file} holds no network weights (no 'net.' keys)")
+    return weights
 
 
 def find_run_config(checkpoint_path: Path) -> Path | None:
@@ -231,13 +253,7 @@ def load_model(path: str | Path, *, config: str | Path | None = None) -> LoadedM
         raise CheckpointError(
             f"cannot build the network {net_config.get('class_path')} of checkpoint {file}: {err}"
         ) from err
-    weights = {
-        k.removeprefix("net."): v
-        for k, v in checkpoint["state_dict"].items()
-        if k.startswith("net.")
-    }
-    if not weights:
-        raise CheckpointError(f"checkpoint {file} holds no network weights (no 'net.' keys)")
+    weights = network_weights(checkpoint, file)
     try:
         result = net.load_state_dict(weights, strict=False)
     except RuntimeError as err:  # size mismatches
