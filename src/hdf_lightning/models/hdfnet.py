@@ -27,8 +27,10 @@ class HDFNet(X3D):
         head_dim: width of the projected feature.
         dropout: dropout before the classifier.
         dam_stages: the stages (1..4) followed by a DAM; ``()`` gives the plain X3D baseline.
-        weights: local X3D checkpoint loaded into the backbone (pytorchvideo Kinetics files or an
-            X3D state dict); the DAMs keep their init and are listed as such in ``load_report``.
+        weights: X3D weights loaded into the backbone: a name of
+            :data:`~hdf_lightning.models.x3d.X3D_WEIGHTS` (``kinetics400``: pytorchvideo's
+            X3D-S, downloaded once into torch.hub's cache) or a local pytorchvideo checkpoint or
+            X3D state dict; the DAMs keep their init and are listed as such in ``load_report``.
         weights_skip: what of the checkpoint's head is not loaded.
 
     Attributes:

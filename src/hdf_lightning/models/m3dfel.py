@@ -14,15 +14,31 @@ import os
 import torch
 from einops import rearrange
 from torch import Tensor, nn
-from torchvision.models.video import r3d_18
+from torchvision.models.video import R3D_18_Weights, r3d_18
 
-from hdf_lightning.models.weights import LoadReport, load_checked, read_state_dict
+from hdf_lightning.models.weights import (
+    LoadReport,
+    PublishedWeights,
+    load_checked,
+    read_state_dict,
+    resolve_weights,
+)
 
 log = logging.getLogger(__name__)
 
 _BACKBONE_DIM = 512
 _LSTM_HIDDEN = 512
 _HEADS = 8
+
+R3D18_WEIGHTS: dict[str, PublishedWeights] = {
+    "kinetics400": PublishedWeights(
+        url=R3D_18_Weights.KINETICS400_V1.url,
+        description="torchvision R3D_18_Weights.KINETICS400_V1",
+        check_hash=True,
+    ),
+}
+"""Published weights of M3DFEL's r3d_18 backbone by ``weights`` name: torchvision's Kinetics-400
+state dict, whose file name carries the prefix of its SHA-256 (checked on download)."""
 
 
 class DMIN(nn.Module):
@@ -69,8 +85,10 @@ class M3DFEL(nn.Module):
         num_classes: number of output classes.
         num_frames: frames per clip ``T``.
         instance_length: frames per instance (4 in M3DFEL); must divide ``num_frames``.
-        weights: local path of a torchvision ``r3d_18`` state dict (Kinetics), loaded into the
-            backbone with strict key/shape checks; its ``fc`` is skipped (see ``load_report``).
+        weights: ``kinetics400`` (:data:`R3D18_WEIGHTS`, torchvision's Kinetics-400 weights,
+            downloaded once into torch.hub's cache) or the local path of a torchvision ``r3d_18``
+            state dict, loaded into the backbone with strict key/shape checks; its ``fc`` is
+            skipped (see ``load_report``).
 
     Attributes:
         num_classes, num_frames, feature_dim (1024), bag_size (instances per clip), load_report.
@@ -117,9 +135,9 @@ class M3DFEL(nn.Module):
         if weights is not None:
             self.load_weights(weights)
 
-    def load_weights(self, path: str) -> LoadReport:
+    def load_weights(self, weights: str) -> LoadReport:
         """Load torchvision r3d_18 weights into the backbone (see :func:`load_r3d18_weights`)."""
-        self.load_report = load_r3d18_weights(self, path)
+        self.load_report = load_r3d18_weights(self, weights)
         return self.load_report
 
     def aggregate(self, instances: Tensor) -> Tensor:
@@ -168,17 +186,19 @@ def load_r3d18_weights(model: M3DFEL, source: str | os.PathLike[str]) -> LoadRep
 
     Args:
         model: an :class:`~hdf_lightning.models.M3DFEL`.
-        source: a local file holding ``torchvision.models.video.r3d_18().state_dict()`` (keys
-            ``stem.*``, ``layer1..4.*``, ``fc.*``), optionally wrapped.
+        source: a name of :data:`R3D18_WEIGHTS` (``kinetics400``, from torch.hub's cache,
+            downloaded and hash-checked on first use) or a local file holding
+            ``torchvision.models.video.r3d_18().state_dict()`` (keys ``stem.*``, ``layer1..4.*``,
+            ``fc.*``), optionally wrapped.
 
     Returns:
         The :class:`LoadReport`; every layer outside the backbone keeps its init.
     """
-    state_dict = read_state_dict(source)
+    file = resolve_weights(source, R3D18_WEIGHTS, network=type(model).__name__)
     return load_checked(
         model,
-        state_dict,
-        source=str(source),
+        read_state_dict(file),
+        source=str(file),
         rename=lambda key: key if key.startswith("backbone.") else f"backbone.{key}",
         skip=lambda key: key.startswith("backbone.fc."),
         keep_init=lambda key: not key.startswith("backbone."),

@@ -1,33 +1,60 @@
-"""Loading pretrained weights from local files with strict key and shape checks.
+"""Pretrained weights: by name or from a local file, loaded with strict key and shape checks.
 
-Nothing is downloaded: every loader takes a path. A load either fills every parameter and buffer it
-is responsible for, with the exact shape, or raises ``ValueError`` naming the offending keys. What
+A ``weights`` argument is a local path or the name of published weights (``kinetics400``). A name
+is looked up in its network's table of :class:`PublishedWeights` (the URL where the network's own
+ecosystem publishes the file) and resolved by :func:`fetch_weights` to ``torch.hub``'s cache,
+``$TORCH_HOME/hub/checkpoints/<file name>``: downloaded there on first use with torch.hub's
+progress bar and, where the file name carries a SHA-256 prefix (torchvision's convention), with
+its hash checked; used from there afterwards. :data:`MIRROR_ENV` points the downloads at a mirror.
+
+A load either fills every parameter and buffer it is responsible for, with the exact shape, or
+raises :class:`~hdf_lightning.errors.CheckpointError` naming the file and the offending keys. What
 was deliberately not loaded (a Kinetics classifier, DAMs, M3DFEL's aggregation layers) is listed in
 the returned :class:`LoadReport`, which is also logged.
 
-This module is architecture-agnostic (read a state dict, checked load, load report); the key maps
-of each architecture live beside its builder, as torchvision keeps weights beside its models:
+This module is architecture-agnostic (names to files, read a state dict, checked load, load
+report); the tables and key maps of each architecture live beside its builder, as torchvision
+keeps weights beside its models:
 
-* X3D: :func:`hdf_lightning.models.x3d.load_x3d_weights` (pytorchvideo ``create_x3d`` state dicts
-  and hub checkpoints such as ``X3D_S.pyth``, or this package's names);
-* r3d_18 into M3DFEL's backbone: :func:`hdf_lightning.models.m3dfel.load_r3d18_weights`.
+* X3D: :data:`hdf_lightning.models.x3d.X3D_WEIGHTS` and
+  :func:`hdf_lightning.models.x3d.load_x3d_weights` (pytorchvideo ``create_x3d`` state dicts and
+  hub checkpoints such as ``X3D_S.pyth``, or this package's names);
+* r3d_18 into M3DFEL's backbone: :data:`hdf_lightning.models.m3dfel.R3D18_WEIGHTS` and
+  :func:`hdf_lightning.models.m3dfel.load_r3d18_weights`.
 """
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import pickle
+import sys
+import tempfile
+import urllib.error
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import torch
+import torch.hub
 from torch import Tensor, nn
+
+from hdf_lightning.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
 _WRAPPER_KEYS = ("model_state", "state_dict", "model")
+
+MIRROR_ENV = "HDF_WEIGHTS_MIRROR"
+"""Environment variable: a URL prefix (``https://host/folder``, ``file:///shared/weights``) that
+replaces everything before the file name of every published weights URL (a mirror holding the
+same files under the same names)."""
+
+
+class WeightsNotFoundError(CheckpointError, FileNotFoundError):
+    """A ``weights`` value that is neither an existing file nor the name of published weights."""
 
 
 @dataclass(frozen=True)
@@ -47,33 +74,198 @@ class LoadReport:
     kept_init: tuple[str, ...]
 
     def summary(self) -> str:
-        """One line: counts and the skipped / kept-at-init keys grouped by module."""
+        """One line: counts, the skipped / kept-at-init keys grouped by module, nothing missing.
+
+        E.g. ``loaded 561 tensors from X3D_S.pyth; skipped 2 checkpoint tensors
+        [blocks.5.proj (2)]; kept 90 model tensors at init [head.proj (2), dams.1 (22), ...];
+        nothing else missing``. A load that would leave any other tensor unfilled raises instead.
+        """
         return (
             f"loaded {len(self.loaded)} tensors from {self.source}; "
-            f"skipped {len(self.skipped)} checkpoint tensors {_group(self.skipped)}; "
-            f"kept {len(self.kept_init)} model tensors at init {_group(self.kept_init)}"
+            f"skipped {len(self.skipped)} checkpoint tensors {_group(self.skipped, depth=None)}; "
+            f"kept {len(self.kept_init)} model tensors at init {_group(self.kept_init)}; "
+            "nothing else missing"
         )
+
+
+@dataclass(frozen=True)
+class PublishedWeights:
+    """Weights published by a network's own ecosystem, downloaded into ``torch.hub``'s cache.
+
+    Attributes:
+        url: where the publisher serves the file.
+        description: what the file holds (for messages), e.g. ``pytorchvideo X3D-S, Kinetics-400``.
+        check_hash: whether the file name carries a SHA-256 prefix to check
+            (``r3d_18-b3b3357e.pth``, torch.hub's ``check_hash`` convention).
+    """
+
+    url: str
+    description: str
+    check_hash: bool = False
+
+    @property
+    def file_name(self) -> str:
+        """The file name, as in the URL and in the cache."""
+        return PurePosixPath(urlsplit(self.url).path).name
+
+    @property
+    def hash_prefix(self) -> str | None:
+        """The SHA-256 prefix the download must start with, or None when unchecked."""
+        if not self.check_hash:
+            return None
+        match = torch.hub.HASH_REGEX.search(self.file_name)
+        if match is None:
+            raise ValueError(f"{self.url}: check_hash needs a file name <name>-<sha256 prefix>.ext")
+        return match.group(1)
+
+    def download_url(self) -> str:
+        """The URL to download from: :attr:`url`, or the same file name under :data:`MIRROR_ENV`."""
+        mirror = os.environ.get(MIRROR_ENV, "").strip()
+        return f"{mirror.rstrip('/')}/{self.file_name}" if mirror else self.url
+
+    def cache_path(self) -> Path:
+        """Where torch.hub keeps the file: ``$TORCH_HOME/hub/checkpoints/<file name>``."""
+        return Path(torch.hub.get_dir()) / "checkpoints" / self.file_name
+
+
+def resolve_weights(
+    weights: str | os.PathLike[str],
+    published: Mapping[str, PublishedWeights],
+    *,
+    network: str,
+    progress: bool = True,
+) -> Path:
+    """The local file of a ``weights`` value: a name of ``published``, or an existing path.
+
+    Args:
+        weights: a key of ``published`` (downloaded on first use, see :func:`fetch_weights`) or a
+            local path (a file named like a key is reached as ``./<name>``).
+        published: the network's table of published weights.
+        network: the network's name, for messages.
+        progress: show torch.hub's progress bar while downloading.
+
+    Raises:
+        WeightsNotFoundError: neither a name nor an existing file.
+        CheckpointError: the download failed (see :func:`fetch_weights`).
+    """
+    if isinstance(weights, str) and weights in published:
+        return fetch_weights(published[weights], name=weights, network=network, progress=progress)
+    file = Path(weights)
+    if not file.is_file():
+        names = ", ".join(published)
+        raise WeightsNotFoundError(
+            f"no checkpoint file at {file}: weights takes a local checkpoint file or one of the "
+            f"published weights of {network} ({names})"
+        )
+    return file
+
+
+def fetch_weights(
+    weights: PublishedWeights, *, name: str, network: str, progress: bool = True
+) -> Path:
+    """The cached file of published weights, downloaded with ``torch.hub`` on first use.
+
+    A file already at :meth:`PublishedWeights.cache_path` is used as it is (also one placed there
+    by hand, for machines without network). Otherwise the file is downloaded with
+    ``torch.hub.download_url_to_file`` (its progress bar, its hash check where the file name
+    carries one) into a temporary folder beside the cache, read back as a state dict, and only
+    then moved into the cache: a refused hash, a cut download or a file that is no checkpoint
+    leaves nothing behind.
+
+    Args:
+        weights: the table entry.
+        name: its name (e.g. ``kinetics400``), for messages.
+        network: the network's name, for messages.
+        progress: show torch.hub's progress bar.
+
+    Raises:
+        CheckpointError: no network or another download failure (naming the URL, the cache path
+            to place the file at, and the ``weights: <path>`` alternative), a hash mismatch, or a
+            download that is not a checkpoint.
+    """
+    cached = weights.cache_path()
+    if cached.is_file():
+        return cached
+    url = weights.download_url()
+    instead = (
+        f"Without network, put that file at {cached} (torch.hub's cache, under $TORCH_HOME) or "
+        "set weights: <path of a local copy>"
+    )
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        staging = tempfile.TemporaryDirectory(prefix=".download-", dir=cached.parent)
+    except OSError as err:
+        raise CheckpointError(
+            f"cannot write torch.hub's cache folder {cached.parent} ({_reason(err)}): set "
+            "TORCH_HOME to a writable folder or weights: <path of a local copy>"
+        ) from err
+    with staging as folder:
+        part = Path(folder) / cached.name
+        sys.stderr.write(f'Downloading: "{url}" to {cached}\n')  # as torch.hub announces it
+        try:
+            torch.hub.download_url_to_file(url, str(part), weights.hash_prefix, progress=progress)
+        except RuntimeError as err:  # torch.hub's hash check; the partial file is already gone
+            if "hash" not in str(err):
+                raise
+            raise CheckpointError(
+                f"refused the {name} weights of {network} downloaded from {url}: "
+                f"{_reason(err)} for the SHA-256 prefix in the file name; nothing was cached. "
+                f"Download again, or check the mirror ({MIRROR_ENV})"
+            ) from err
+        except (OSError, http.client.HTTPException) as err:
+            why = _reason(err, with_type=isinstance(err, http.client.HTTPException))
+            raise CheckpointError(
+                f"cannot download the {name} weights of {network} ({weights.description}) from "
+                f"{url} ({why}). {instead}"
+            ) from err
+        try:
+            read_state_dict(part)
+        except CheckpointError as err:
+            cause = err.__cause__
+            why = "no state dict" if cause is None else _reason(cause, with_type=True)
+            raise CheckpointError(
+                f"the {name} weights of {network} downloaded from {url} are not a checkpoint "
+                f"({why}): the download was cut or the server sent another file; nothing was "
+                f"cached. {instead}"
+            ) from err
+        os.replace(part, cached)
+    log.info("%s: %s weights (%s) cached at %s", network, name, weights.description, cached)
+    return cached
+
+
+def _reason(err: BaseException, *, with_type: bool = False) -> str:
+    """The first sentence of an error's message, on one line: ``[Errno 111] Connection refused``
+    (a ``URLError``'s reason), ``HTTP Error 404: Not Found``; ``with_type`` prefixes the type."""
+    reason = err.reason if type(err) is urllib.error.URLError else err
+    lines = str(reason).strip().splitlines()
+    text = lines[0].split(". ")[0] if lines else type(err).__name__
+    return f"{type(err).__name__}: {text}" if with_type else text
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """Read a state dict from a local file, unwrapping ``{"model_state" | "state_dict": sd}``.
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file holds no mapping of names to tensors, or objects that a
-            ``weights_only`` load refuses (arbitrary pickled Python objects).
+        WeightsNotFoundError: no such file (a ``FileNotFoundError`` too).
+        CheckpointError: the file is truncated or no PyTorch file, holds no mapping of names to
+            tensors, or holds objects that a ``weights_only`` load refuses (arbitrary pickled
+            Python objects). Every message is one line naming the file.
     """
     file = Path(path)
     if not file.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {file} (weights are only read locally)")
+        raise WeightsNotFoundError(f"no checkpoint file at {file}")
     try:
         obj = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise ValueError(
+        if "GLOBAL" not in str(err) and "Unsupported global" not in str(err):
+            raise _unreadable(file, err) from err
+        raise CheckpointError(
             f"{file} holds pickled objects other than tensors and containers, which are not "
             "loaded. If you trust the file, keep only its weights: "
             "torch.save(torch.load(path, weights_only=False)['model_state'], new_path)"
         ) from err
+    except Exception as err:  # arbitrary bytes make torch.load fail in arbitrary ways
+        raise _unreadable(file, err) from err
     if isinstance(obj, Mapping):
         for key in _WRAPPER_KEYS:
             inner = obj.get(key)
@@ -81,15 +273,24 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
                 obj = inner
                 break
     if not isinstance(obj, Mapping) or not obj:
-        raise ValueError(
+        raise CheckpointError(
             f"{file} does not hold a state dict: expected a mapping of names to tensors, "
             f"optionally wrapped as {{'model_state': ...}} or {{'state_dict': ...}}"
         )
     tensors = {str(k): v for k, v in obj.items() if isinstance(v, Tensor)}
     if len(tensors) != len(obj):
         non_tensors = sorted(str(k) for k, v in obj.items() if not isinstance(v, Tensor))
-        raise ValueError(f"{file}: expected only tensors in the state dict, got {non_tensors[:5]}")
+        raise CheckpointError(
+            f"{file}: expected only tensors in the state dict, got {non_tensors[:5]}"
+        )
     return tensors
+
+
+def _unreadable(file: Path, err: BaseException) -> CheckpointError:
+    return CheckpointError(
+        f"cannot read weights file {file}: it is truncated or not a PyTorch checkpoint "
+        f"({_reason(err, with_type=True)})"
+    )
 
 
 def load_checked(
@@ -115,8 +316,9 @@ def load_checked(
         The :class:`LoadReport` (also logged at INFO level).
 
     Raises:
-        ValueError: a checkpoint key that is neither mapped nor skipped, a model key that is
-            neither provided nor allowed to keep its init, or a shape mismatch (naming the key).
+        CheckpointError: a checkpoint key that is neither mapped nor skipped, a model key that is
+            neither provided nor allowed to keep its init, or a shape mismatch (naming the key); a
+            ``ValueError`` too.
     """
     expected = module.state_dict()
     mapped: dict[str, Tensor] = {}
@@ -131,19 +333,19 @@ def load_checked(
         else:
             mapped[key] = tensor
     if unexpected:
-        raise ValueError(
+        raise CheckpointError(
             f"{source}: {len(unexpected)} checkpoint keys have no place in "
             f"{type(module).__name__}: {_preview(unexpected)}"
         )
     missing = [k for k in expected if k not in mapped and not keep_init(k) and not skip(k)]
     if missing:
-        raise ValueError(
+        raise CheckpointError(
             f"{source}: {len(missing)} keys of {type(module).__name__} are missing from the "
             f"checkpoint: {_preview(missing)}"
         )
     for key, tensor in mapped.items():
         if tensor.shape != expected[key].shape:
-            raise ValueError(
+            raise CheckpointError(
                 f"{source}: shape mismatch for {key!r}: checkpoint {tuple(tensor.shape)}, "
                 f"model {tuple(expected[key].shape)} (was the model built with the same "
                 "width/depth/head settings?)"
@@ -165,10 +367,12 @@ def _preview(keys: Iterable[str], limit: int = 8) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def _group(keys: Iterable[str]) -> str:
-    """``[head.proj (2), dams.1 (24)]``: keys grouped by their first two name parts."""
+def _group(keys: Iterable[str], depth: int | None = 2) -> str:
+    """``[head.proj (2), dams.1 (22), lstm (16)]``: keys grouped by the module that holds them
+    (the name without its last part), cut to its first ``depth`` parts (None: the whole name)."""
     counts: dict[str, int] = {}
     for key in keys:
-        prefix = ".".join(key.split(".")[:2])
+        module = key.split(".")[:-1] or [key]
+        prefix = ".".join(module[:depth])
         counts[prefix] = counts.get(prefix, 0) + 1
     return "[" + ", ".join(f"{p} ({n})" for p, n in counts.items()) + "]"

@@ -32,7 +32,13 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from hdf_lightning.models.weights import LoadReport, load_checked, read_state_dict
+from hdf_lightning.models.weights import (
+    LoadReport,
+    PublishedWeights,
+    load_checked,
+    read_state_dict,
+    resolve_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +90,33 @@ X3D_PRESETS: dict[str, X3DPreset] = {
     "l": X3DPreset(num_frames=16, crop_size=312, depth_factor=5.0),
 }
 """pytorchvideo's X3D sizes: XS 4x160², S 13x160², M 16x224², L 16x312² (frames x crop)."""
+
+
+def _pytorchvideo_kinetics(size: str) -> PublishedWeights:
+    """The Kinetics-400 checkpoint of an X3D size as pytorchvideo's hub publishes it."""
+    preset = X3D_PRESETS[size]
+    return PublishedWeights(
+        url=f"https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/X3D_{size.upper()}.pyth",
+        description=(
+            f"pytorchvideo X3D-{size.upper()}, Kinetics-400, "
+            f"{preset.num_frames}x{preset.crop_size}x{preset.crop_size}"
+        ),
+    )
+
+
+X3D_WEIGHTS: dict[str, PublishedWeights] = {
+    "kinetics400": _pytorchvideo_kinetics("s"),
+    "kinetics400_xs": _pytorchvideo_kinetics("xs"),
+    "kinetics400_s": _pytorchvideo_kinetics("s"),
+    "kinetics400_m": _pytorchvideo_kinetics("m"),
+    "kinetics400_l": _pytorchvideo_kinetics("l"),
+}
+"""Published X3D weights by ``weights`` name: the Kinetics-400 checkpoints that pytorchvideo's hub
+(``pytorchvideo.models.hub.x3d``) downloads, ``{"model_state": state_dict}`` files without a
+published hash. ``kinetics400_xs``, ``_s`` and ``_m`` fit the width 2.0 / depth 2.2 network of the
+recipe (XS, S and M differ only in the clips they were trained on), ``kinetics400_l`` the depth
+5.0 one (``x3d_preset("l")``); ``kinetics400`` is X3D-S's, trained on the input closest to the
+recipe's 16x112x112."""
 
 
 def x3d_preset(name: str) -> dict[str, Any]:
@@ -234,9 +267,10 @@ class X3D(nn.Module):
         se_ratio: squeeze-excitation ratio, on every other block (0 disables SE).
         head_dim: width of the projected feature (2048 in X3D).
         dropout: dropout before the classifier.
-        weights: local path of a pytorchvideo X3D state dict or checkpoint
-            (``{"model_state": state_dict}``) or of a state dict of this class; loaded with strict
-            key and shape checks. Nothing is downloaded.
+        weights: the name of published weights (:data:`X3D_WEIGHTS`: ``kinetics400`` ...,
+            downloaded once into torch.hub's cache), or the local path of a pytorchvideo X3D state
+            dict or checkpoint (``{"model_state": state_dict}``) or of a state dict of this class;
+            loaded with strict key and shape checks.
         weights_skip: what of the checkpoint's head is not loaded (see :data:`WeightsSkip`).
 
     Attributes:
@@ -311,9 +345,9 @@ class X3D(nn.Module):
         if weights is not None:
             self.load_weights(weights, skip=weights_skip)
 
-    def load_weights(self, path: str, *, skip: WeightsSkip = "classifier") -> LoadReport:
-        """Load a local X3D checkpoint into this model (see :func:`load_x3d_weights`)."""
-        self.load_report = load_x3d_weights(self, path, skip=skip)
+    def load_weights(self, weights: str, *, skip: WeightsSkip = "classifier") -> LoadReport:
+        """Load published X3D weights or a local checkpoint (see :func:`load_x3d_weights`)."""
+        self.load_report = load_x3d_weights(self, weights, skip=skip)
         return self.load_report
 
     def backbone_prefixes(self) -> tuple[str, ...]:
@@ -427,7 +461,9 @@ def load_x3d_weights(
 
     Args:
         model: an :class:`X3D` (or subclass such as HDFNet, whose extra modules keep their init).
-        source: a local file (state dict or ``{"model_state": sd}``) or an in-memory state dict.
+        source: a name of :data:`X3D_WEIGHTS` (e.g. ``kinetics400``, from torch.hub's cache,
+            downloaded on first use), a local file (state dict or ``{"model_state": sd}``) or an
+            in-memory state dict.
         skip: ``"classifier"`` leaves ``head.proj`` at init (Kinetics weights, other classes),
             ``"head"`` the whole head, ``"none"`` loads everything.
 
@@ -439,7 +475,8 @@ def load_x3d_weights(
     if isinstance(source, Mapping):
         state_dict, name = dict(source), "<state dict>"
     else:
-        state_dict, name = read_state_dict(source), str(source)
+        file = resolve_weights(source, X3D_WEIGHTS, network=type(model).__name__)
+        state_dict, name = read_state_dict(file), str(file)
     skipped_prefix = {"classifier": "head.proj.", "head": "head.", "none": None}[skip]
     backbone = model.backbone_prefixes()
     return load_checked(
