@@ -1,8 +1,13 @@
-"""Miniature DFEW / FERV39k / CSV trees with tiny JPEG frames and videos, built in tmp_path."""
+"""Miniature DFEW / FERV39k / CSV trees with tiny JPEG frames and videos, built in tmp_path.
+
+No test downloads weights or touches the user's torch.hub cache: the whole session runs with
+``TORCH_HOME`` in a fresh folder and published weights pointed at a closed loopback port.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +15,8 @@ import av
 import numpy as np
 import pytest
 from PIL import Image
+
+from hdf_lightning.models import MIRROR_ENV
 
 FRAME_SIZE = 32
 DFEW_NAMES = ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear")
@@ -137,3 +144,20 @@ def frames_writer() -> Callable[..., Path]:
 def video_writer() -> Callable[..., Path]:
     """The tiny video writer (``write_tiny_video(path, n, size=32)``)."""
     return write_tiny_video
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_weights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """An empty torch.hub cache and an unreachable weights mirror for the whole session."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
+        patch.setenv(MIRROR_ENV, _closed_port_url())
+        yield
+
+
+def _closed_port_url() -> str:
+    """A loopback URL nothing listens on: connections are refused, as without network."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/weights"

@@ -1,11 +1,14 @@
 """Every file under configs/ is parsed; every runnable one trains a batch on tiny generated data.
 
-Sizes are overridden (few frames, 32 px, batch 2); the network families, losses, SAM settings and
-DataModule classes are the configs' own. GPU trainer presets are parsed and checked, not run.
+Sizes are overridden (few frames, 32 px, batch 2); the network families, losses, SAM settings,
+DataModule classes and Kinetics weights are the configs' own (the weights fabricated, with the
+real names and shapes, and placed in torch.hub's cache as on a machine without network). GPU
+trainer presets are parsed and checked, not run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,8 @@ import yaml
 from cli_utils import REPO
 from hdf_lightning.cli import main
 from hdf_lightning.data.synthetic import SynthConfig, generate_dfew, generate_ferv39k
+from hdf_lightning.models import R3D18_WEIGHTS, X3D_WEIGHTS
+from weights_utils import write_r3d18_state_dict, write_x3d_checkpoint
 
 CONFIGS = REPO / "configs"
 ALL_CONFIGS = sorted(p.relative_to(CONFIGS).as_posix() for p in CONFIGS.rglob("*.yaml"))
@@ -34,6 +39,16 @@ def ferv39k_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ferv39k")
     generate_ferv39k(root / "FERV39k", TINY)
     return root / "FERV39k"
+
+
+@pytest.fixture(scope="module")
+def kinetics_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """torch.hub's cache holding the ``kinetics400`` files of X3D and r3d_18 (fabricated)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
+        write_x3d_checkpoint(X3D_WEIGHTS["kinetics400"].cache_path())
+        write_r3d18_state_dict(R3D18_WEIGHTS["kinetics400"].cache_path())
+        yield
 
 
 def test_every_config_is_covered_below() -> None:
@@ -58,9 +73,13 @@ def test_config_parses(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     net = (own.get("model") or {}).get("net")
     if net is not None:
         assert cfg["model"]["net"]["class_path"] == net["class_path"]
+    # the recipes (and the ablations and presets over configs/dfew.yaml) start from Kinetics
+    weights = None if name == "demo.yaml" else "kinetics400"
+    assert cfg["model"]["net"]["init_args"]["weights"] == weights
 
 
 def _fast_dev_run(tmp: Path, configs: list[str], data: list[str], net: list[str]) -> None:
+    """One training batch; the network loaded its configured weights, if any."""
     cli = main(
         [
             "fit",
@@ -80,6 +99,8 @@ def _fast_dev_run(tmp: Path, configs: list[str], data: list[str], net: list[str]
     )
     assert cli.trainer.global_step == 1
     assert "val/uar" in cli.trainer.callback_metrics
+    configured = cli.config["fit"]["model"]["net"]["init_args"]["weights"]
+    assert (cli.model.net.load_report is None) == (configured is None)
 
 
 FOUR_FRAMES = ["--data.num_frames=4", "--model.net.num_frames=4"]
@@ -95,6 +116,7 @@ def test_demo_config_runs(tmp_path: Path) -> None:
     _fast_dev_run(tmp_path, ["--config", str(CONFIGS / "demo.yaml")], data, FOUR_FRAMES)
 
 
+@pytest.mark.usefixtures("kinetics_cache")
 def test_dfew_config_runs(tmp_path: Path, dfew_root: Path) -> None:
     _fast_dev_run(
         tmp_path,
@@ -104,6 +126,7 @@ def test_dfew_config_runs(tmp_path: Path, dfew_root: Path) -> None:
     )
 
 
+@pytest.mark.usefixtures("kinetics_cache")
 def test_cpu_trainer_preset_runs(tmp_path: Path, dfew_root: Path) -> None:
     configs = [
         "--config",
@@ -114,6 +137,7 @@ def test_cpu_trainer_preset_runs(tmp_path: Path, dfew_root: Path) -> None:
     _fast_dev_run(tmp_path, configs, [f"--data.root={dfew_root}"], FOUR_FRAMES)
 
 
+@pytest.mark.usefixtures("kinetics_cache")
 def test_ferv39k_config_runs(tmp_path: Path, ferv39k_root: Path) -> None:
     _fast_dev_run(
         tmp_path,
@@ -123,6 +147,7 @@ def test_ferv39k_config_runs(tmp_path: Path, ferv39k_root: Path) -> None:
     )
 
 
+@pytest.mark.usefixtures("kinetics_cache")
 def test_m3dfel_config_runs(tmp_path: Path, dfew_root: Path) -> None:
     frames = ["--data.num_frames=8", "--model.net.num_frames=8"]
     _fast_dev_run(
@@ -133,6 +158,7 @@ def test_m3dfel_config_runs(tmp_path: Path, dfew_root: Path) -> None:
     )
 
 
+@pytest.mark.usefixtures("kinetics_cache")
 @pytest.mark.parametrize("name", ABLATIONS)
 def test_ablation_config_runs(tmp_path: Path, dfew_root: Path, name: str) -> None:
     configs = [

@@ -77,6 +77,7 @@ def _cv_args(root: Path, out: Path, *, epochs: int = 1) -> list[str]:
         "--model.net.width_factor=0.5",
         "--model.net.depth_factor=0.3",
         "--model.net.head_dim=32",
+        "--model.net.weights=null",
         "--data.crop_size=32",
         "--data.batch_size=4",
         "--data.num_workers=0",
