@@ -10,7 +10,9 @@ its hash checked; used from there afterwards. :data:`MIRROR_ENV` points the down
 A load either fills every parameter and buffer it is responsible for, with the exact shape, or
 raises :class:`~hdf_lightning.errors.CheckpointError` naming the file and the offending keys. What
 was deliberately not loaded (a Kinetics classifier, DAMs, M3DFEL's aggregation layers) is listed in
-the returned :class:`LoadReport`, which is also logged.
+the returned :class:`LoadReport`, which is also logged. Errors are one line and raised
+``from None`` (the original error stays in ``__context__``): ``hdf`` shows the innermost cause of
+an error raised while the configured classes are built, which must be the message written here.
 
 This module is architecture-agnostic (names to files, read a state dict, checked load, load
 report); the tables and key maps of each architecture live beside its builder, as torchvision
@@ -29,7 +31,6 @@ import http.client
 import logging
 import os
 import pickle
-import sys
 import tempfile
 import urllib.error
 from collections.abc import Callable, Iterable, Mapping
@@ -198,10 +199,10 @@ def fetch_weights(
         raise CheckpointError(
             f"cannot write torch.hub's cache folder {cached.parent} ({_reason(err)}): set "
             "TORCH_HOME to a writable folder or weights: <path of a local copy>"
-        ) from err
+        ) from None
     with staging as folder:
         part = Path(folder) / cached.name
-        sys.stderr.write(f'Downloading: "{url}" to {cached}\n')  # as torch.hub announces it
+        log.info("%s: downloading the %s weights from %s to %s", network, name, url, cached)
         try:
             torch.hub.download_url_to_file(url, str(part), weights.hash_prefix, progress=progress)
         except RuntimeError as err:  # torch.hub's hash check; the partial file is already gone
@@ -211,23 +212,23 @@ def fetch_weights(
                 f"refused the {name} weights of {network} downloaded from {url}: "
                 f"{_reason(err)} for the SHA-256 prefix in the file name; nothing was cached. "
                 f"Download again, or check the mirror ({MIRROR_ENV})"
-            ) from err
+            ) from None
         except (OSError, http.client.HTTPException) as err:
             why = _reason(err, with_type=isinstance(err, http.client.HTTPException))
             raise CheckpointError(
                 f"cannot download the {name} weights of {network} ({weights.description}) from "
                 f"{url} ({why}). {instead}"
-            ) from err
+            ) from None
         try:
             read_state_dict(part)
         except CheckpointError as err:
-            cause = err.__cause__
+            cause = err.__context__
             why = "no state dict" if cause is None else _reason(cause, with_type=True)
             raise CheckpointError(
                 f"the {name} weights of {network} downloaded from {url} are not a checkpoint "
                 f"({why}): the download was cut or the server sent another file; nothing was "
                 f"cached. {instead}"
-            ) from err
+            ) from None
         os.replace(part, cached)
     log.info("%s: %s weights (%s) cached at %s", network, name, weights.description, cached)
     return cached
@@ -258,14 +259,14 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
         obj = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "GLOBAL" not in str(err) and "Unsupported global" not in str(err):
-            raise _unreadable(file, err) from err
+            raise _unreadable(file, err) from None
         raise CheckpointError(
             f"{file} holds pickled objects other than tensors and containers, which are not "
             "loaded. If you trust the file, keep only its weights: "
             "torch.save(torch.load(path, weights_only=False)['model_state'], new_path)"
-        ) from err
+        ) from None
     except Exception as err:  # arbitrary bytes make torch.load fail in arbitrary ways
-        raise _unreadable(file, err) from err
+        raise _unreadable(file, err) from None
     if isinstance(obj, Mapping):
         for key in _WRAPPER_KEYS:
             inner = obj.get(key)
