@@ -207,31 +207,39 @@ def test_a_file_placed_in_the_cache_by_hand_is_used_without_network(cache: Path)
     _assert_x3d_loaded(model, served)
 
 
+def _fit_dfew(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *options: str,
+) -> tuple[int, str]:
+    """``hdf fit --config configs/dfew.yaml`` on a data root that does not exist, as the console
+    script runs it: (exit code, stderr)."""
+    args = [
+        "fit",
+        "--config",
+        str(REPO / "configs" / "dfew.yaml"),
+        *options,
+        f"--data.root={tmp_path / 'no_dfew_here'}",
+        f"--trainer.default_root_dir={tmp_path / 'run'}",
+        "--trainer.logger=false",
+        "--trainer.accelerator=cpu",
+    ]
+    return run_console(args, monkeypatch, capsys)
+
+
 def test_hdf_fit_without_network_exits_2_before_reading_data(
     tmp_path: Path,
     cache: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    missing = tmp_path / "no_dfew_here"
-    code, err = run_console(
-        [
-            "fit",
-            "--config",
-            str(REPO / "configs" / "dfew.yaml"),
-            f"--data.root={missing}",
-            f"--trainer.default_root_dir={tmp_path / 'run'}",
-            "--trainer.logger=false",
-            "--trainer.accelerator=cpu",
-        ],
-        monkeypatch,
-        capsys,
-    )
+    code, err = _fit_dfew(tmp_path, monkeypatch, capsys)
     assert code == 2
     line = error_line(err)
     assert X3D_WEIGHTS["kinetics400"].download_url() in line
     assert str(cache / X3D_FILE) in line and "weights: <path" in line
-    assert str(missing) not in err  # the DataModule never looked for its data
+    assert str(tmp_path / "no_dfew_here") not in err  # the DataModule never looked for its data
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -274,20 +282,7 @@ def test_a_bad_weights_file_is_one_line_naming_it(
     path = tmp_path / "weights.pyth"
     if callable(make):
         make(path)
-    code, err = run_console(
-        [
-            "fit",
-            "--config",
-            str(REPO / "configs" / "dfew.yaml"),
-            f"--model.net.weights={path}",
-            f"--data.root={tmp_path / 'no_dfew_here'}",
-            f"--trainer.default_root_dir={tmp_path / 'run'}",
-            "--trainer.logger=false",
-            "--trainer.accelerator=cpu",
-        ],
-        monkeypatch,
-        capsys,
-    )
+    code, err = _fit_dfew(tmp_path, monkeypatch, capsys, f"--model.net.weights={path}")
     assert code == 2
     line = error_line(err)
     assert str(path) in line and expected in line

@@ -10,6 +10,7 @@ from hdf_lightning.models.weights import (
     fetch_weights,
     load_checked,
     read_state_dict,
+    read_weights,
     resolve_weights,
 )
 from hdf_lightning.models.x3d import (
@@ -42,6 +43,7 @@ __all__ = [
     "load_r3d18_weights",
     "load_x3d_weights",
     "read_state_dict",
+    "read_weights",
     "resolve_weights",
     "x3d_key_from_pytorchvideo",
     "x3d_preset",

@@ -16,13 +16,7 @@ from einops import rearrange
 from torch import Tensor, nn
 from torchvision.models.video import R3D_18_Weights, r3d_18
 
-from hdf_lightning.models.weights import (
-    LoadReport,
-    PublishedWeights,
-    load_checked,
-    read_state_dict,
-    resolve_weights,
-)
+from hdf_lightning.models.weights import LoadReport, PublishedWeights, load_checked, read_weights
 
 log = logging.getLogger(__name__)
 
@@ -194,10 +188,10 @@ def load_r3d18_weights(model: M3DFEL, source: str | os.PathLike[str]) -> LoadRep
     Returns:
         The :class:`LoadReport`; every layer outside the backbone keeps its init.
     """
-    file = resolve_weights(source, R3D18_WEIGHTS, network=type(model).__name__)
+    state_dict, file = read_weights(source, R3D18_WEIGHTS, network=type(model).__name__)
     return load_checked(
         model,
-        read_state_dict(file),
+        state_dict,
         source=str(file),
         rename=lambda key: key if key.startswith("backbone.") else f"backbone.{key}",
         skip=lambda key: key.startswith("backbone.fc."),

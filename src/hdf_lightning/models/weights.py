@@ -161,6 +161,17 @@ def resolve_weights(
     return file
 
 
+def read_weights(
+    weights: str | os.PathLike[str],
+    published: Mapping[str, PublishedWeights],
+    *,
+    network: str,
+) -> tuple[dict[str, Tensor], Path]:
+    """The state dict of a ``weights`` value (see :func:`resolve_weights`) and its file."""
+    file = resolve_weights(weights, published, network=network)
+    return read_state_dict(file), file
+
+
 def fetch_weights(
     weights: PublishedWeights, *, name: str, network: str, progress: bool = True
 ) -> Path:

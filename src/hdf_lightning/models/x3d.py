@@ -32,13 +32,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from hdf_lightning.models.weights import (
-    LoadReport,
-    PublishedWeights,
-    load_checked,
-    read_state_dict,
-    resolve_weights,
-)
+from hdf_lightning.models.weights import LoadReport, PublishedWeights, load_checked, read_weights
 
 log = logging.getLogger(__name__)
 
@@ -475,8 +469,8 @@ def load_x3d_weights(
     if isinstance(source, Mapping):
         state_dict, name = dict(source), "<state dict>"
     else:
-        file = resolve_weights(source, X3D_WEIGHTS, network=type(model).__name__)
-        state_dict, name = read_state_dict(file), str(file)
+        state_dict, file = read_weights(source, X3D_WEIGHTS, network=type(model).__name__)
+        name = str(file)
     skipped_prefix = {"classifier": "head.proj.", "head": "head.", "none": None}[skip]
     backbone = model.backbone_prefixes()
     return load_checked(
