@@ -77,13 +77,22 @@ def user_error_message(err: BaseException) -> str | None:
     folder errors), Lightning's ``MisconfigurationException`` and the ``FloatingPointError`` of a
     diverged training (its message says what to change). An error raised in a DataLoader
     worker arrives re-raised by torch with the worker's traceback as its message; the original
-    message is taken back out of it.
+    message is taken back out of it. A DataLoader worker that delivers no batch within
+    ``--data.worker_timeout`` seconds (torch's ``RuntimeError``, the only signal torch gives) is
+    reported as a stall.
     """
+    if isinstance(err, RuntimeError) and (stall := _LOADER_STALL.match(str(err))):
+        return (
+            f"a DataLoader worker delivered no batch in {stall.group(1)} s "
+            "(--data.worker_timeout): a worker is stuck or the storage is far too slow. Rerun with "
+            "--data.num_workers 0 to see where loading stops, or raise --data.worker_timeout"
+        )
     if not isinstance(err, UserError | MisconfigurationException | FloatingPointError):
         return None
     return unwrap_worker_message(err)
 
 
+_LOADER_STALL = re.compile(r"^DataLoader timed out after ([\d.]+) seconds")
 _WORKER_PREFIX = re.compile(r"^Caught \w+ in DataLoader worker process \d+")
 
 

@@ -1,5 +1,6 @@
 """Data: DFEW / FERV39k / CSV readers, clip datasets, DataModules, verification and extraction."""
 
+from hdf_lightning.data import opencv as _opencv  # noqa: F401  (registers the at-fork hook)
 from hdf_lightning.data.classes import CLASS_NAMES, FERV39K_CLASS_MAP
 from hdf_lightning.data.datamodules import (
     ClipDataModule,

@@ -123,6 +123,9 @@ class ClipDataModule(pl.LightningDataModule):
         persistent_workers: keep the DataLoader workers alive between epochs (when
             ``num_workers > 0``); re-forking them costs about 9 % of an epoch at 2 workers.
         hue: strength of the hue jitter in [0, 0.5] (the paper recipe: 0.4; 0 turns it off).
+        worker_timeout: seconds a DataLoader worker may take to deliver a batch (when
+            ``num_workers > 0``) before the run stops with an error naming the stall, instead of
+            waiting forever on a stuck worker; 0 waits forever.
     """
 
     def __init__(
@@ -148,6 +151,7 @@ class ClipDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = True,
         hue: float = 0.0,
+        worker_timeout: float = 600.0,
     ) -> None:
         super().__init__()
         for name, value, low in (
@@ -172,6 +176,8 @@ class ClipDataModule(pl.LightningDataModule):
             raise ValueError(f"augment_on must be 'loader' or 'device', got {augment_on!r}")
         if not 0.0 <= hue <= 0.5:
             raise ValueError(f"hue must be in [0, 0.5], got {hue}")
+        if worker_timeout < 0:
+            raise ValueError(f"worker_timeout must be >= 0 seconds, got {worker_timeout}")
         if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
         self.save_hyperparameters(ignore=["splits"])
@@ -195,6 +201,7 @@ class ClipDataModule(pl.LightningDataModule):
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
         self.hue = hue
+        self.worker_timeout = float(worker_timeout)
         self.datasets: dict[Stage, ClipDataset] = {}
         self.dropped: dict[Stage, list[DatasetError]] = {}
         self._records: dict[Stage, list[ClipRecord]] = {}
@@ -363,6 +370,7 @@ class ClipDataModule(pl.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and self.num_workers > 0,
             collate_fn=collate_clips,
+            timeout=self.worker_timeout if self.num_workers > 0 else 0.0,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -27,14 +27,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
-from torch.utils.data import get_worker_info
+
+from hdf_lightning.data.opencv import opencv
 
 __all__ = [
     "KINETICS_MEAN",
@@ -358,16 +359,6 @@ def color_jitter(
     return out
 
 
-def _opencv() -> Any:
-    """OpenCV, single-threaded inside DataLoader workers (as torch is there): the workers are
-    the parallelism, and threads of their own would only compete for the same cores."""
-    import cv2
-
-    if get_worker_info() is not None and cv2.getNumThreads() != 1:
-        cv2.setNumThreads(1)
-    return cv2
-
-
 def color_jitter_uint8(
     clip: Tensor,
     brightness: float,
@@ -403,7 +394,7 @@ def color_jitter_uint8(
     Returns:
         uint8 ``(3, T, H, W)``, contiguous (planar).
     """
-    cv2 = _opencv()
+    cv2 = opencv()
     if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[0] != 3:
         raise ValueError(
             f"expected a uint8 clip (3, T, H, W), got {clip.dtype} {tuple(clip.shape)}"
@@ -444,7 +435,7 @@ def _mean_luma(frames: np.ndarray, brightness: float) -> np.ndarray:
     above, so the sums need only those of ``min(x, k)`` and ``min(x, k + 1)`` (their difference
     counts the values above ``k``).
     """
-    cv2 = _opencv()
+    cv2 = opencv()
 
     def sums(cap: int | None = None) -> np.ndarray:  # per frame and channel, (T, 3)
         capped = frames

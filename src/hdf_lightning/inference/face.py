@@ -25,6 +25,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from hdf_lightning.data.opencv import opencv
+
 __all__ = [
     "DETECTORS",
     "FaceDetector",
@@ -94,11 +96,10 @@ class HaarFaceDetector:
         min_neighbors: int = 5,
         min_size: float = 0.1,
     ) -> None:
-        import cv2
-
+        cv2 = opencv()
         path = Path(cascade)
         if not path.is_file():
-            path = Path(cv2.data.haarcascades) / cascade  # type: ignore[attr-defined]
+            path = Path(cv2.data.haarcascades) / cascade
         if not path.is_file():
             raise FileNotFoundError(f"Haar cascade not found: {cascade} (nor in {path.parent})")
         self._cv2 = cv2
@@ -291,8 +292,7 @@ def crop_square(
     Returns:
         ``(S, S, 3)`` uint8 RGB (area interpolation when shrinking, bilinear when enlarging).
     """
-    import cv2
-
+    cv2 = opencv()
     if box is None:
         region = frame
     else:
