@@ -58,6 +58,31 @@ def tiny_fit_args(tmp: Path, *, epochs: int = 1, extra: list[str] | None = None)
     ]
 
 
+def tiny_checkpoint(tmp: Path) -> Path:
+    """A tiny HDFNet (4 frames, 32 px, Kinetics normalisation) trained for one batch by
+    ``hdf fit`` in ``tmp/run``; returns its ``last.ckpt``."""
+    from hdf_lightning.cli import main
+
+    main(
+        [
+            "fit",
+            "--config",
+            str(REPO / "configs" / "demo.yaml"),
+            *TINY_NET,
+            *tiny_synthetic_data(tmp / "data"),
+            "--data.normalize=kinetics",
+            "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=1",
+            "--trainer.limit_val_batches=1",
+            f"--trainer.default_root_dir={tmp / 'run'}",
+            "--trainer.logger=false",
+            "--trainer.enable_progress_bar=false",
+            "--figures.enabled=false",
+        ]
+    )
+    return tmp / "run" / "checkpoints" / "last.ckpt"
+
+
 def hdf_env(**extra: str) -> dict[str, str]:
     """Environment of an ``hdf`` subprocess: wandb offline, one intra-op thread, and this
     folder on PYTHONPATH so that test callbacks can be named on the command line."""

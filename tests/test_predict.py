@@ -15,8 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cli_utils import HDF, TINY_NET, run_hdf, tiny_synthetic_data
-from hdf_lightning.cli import main
+from cli_utils import HDF, run_hdf, tiny_checkpoint
 from hdf_lightning.data.sampling import segment_indices
 from hdf_lightning.data.synthetic import render_clip
 from hdf_lightning.data.transforms import ClipEval
@@ -48,25 +47,7 @@ CLASSES = ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"]
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny HDFNet (4 frames, 32 px) trained for one batch by ``hdf fit``."""
-    tmp = tmp_path_factory.mktemp("fit")
-    main(
-        [
-            "fit",
-            "--config",
-            str(REPO / "configs" / "demo.yaml"),
-            *TINY_NET,
-            *tiny_synthetic_data(tmp / "data"),
-            "--data.normalize=kinetics",
-            "--trainer.max_epochs=1",
-            "--trainer.limit_train_batches=1",
-            "--trainer.limit_val_batches=1",
-            f"--trainer.default_root_dir={tmp / 'run'}",
-            "--trainer.logger=false",
-            "--trainer.enable_progress_bar=false",
-            "--figures.enabled=false",
-        ]
-    )
-    return tmp / "run" / "checkpoints" / "last.ckpt"
+    return tiny_checkpoint(tmp_path_factory.mktemp("fit"))
 
 
 def face_frames(num: int, *, size: int = 96, label: int = 0, seed: int = 0) -> np.ndarray:

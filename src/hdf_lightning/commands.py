@@ -110,6 +110,12 @@ def data_main(argv: list[str]) -> int:
     extract.add_argument("--out", type=Path, required=True, help="output root of frame folders")
     extract.add_argument("--size", type=int | None, default=None, help="square frame size")
     extract.add_argument("--quality", type=int, default=95)
+    extract.add_argument(
+        "--keep_damaged",
+        type=bool,
+        default=False,
+        help="write the frames that decode of truncated or damaged videos (refused by default)",
+    )
     sub.add_subcommand("extract", extract)
 
     overrides, rest = split_data_overrides(argv)
@@ -147,9 +153,18 @@ def _data_verify(config: str | None, decode: bool, overrides: list[str]) -> int:
 
 def _data_extract(cfg: Any) -> int:
     """Extract every video; exit 1 with a summary on stderr when any video failed."""
-    result = extract_tree(cfg.videos, cfg.out, size=cfg.size, quality=cfg.quality)
+    result = extract_tree(
+        cfg.videos, cfg.out, size=cfg.size, quality=cfg.quality, keep_damaged=cfg.keep_damaged
+    )
     print(json.dumps(result, indent=2, default=str))
     failed: dict[str, str] = result["failed"]
+    for video, length in result["damaged"].items():
+        if video not in failed:
+            print(
+                f"WARN {video}: damaged or truncated: extracted the {length['decoded_frames']} "
+                f"frames that decode of the {length['declared_frames']} declared",
+                file=sys.stderr,
+            )
     if not failed:
         return 0
     lines = [

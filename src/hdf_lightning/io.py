@@ -1,4 +1,6 @@
-"""Atomic file writes: results appear whole or not at all.
+"""Output files: folders checked before work starts, and atomic writes.
+
+:func:`check_writable` refuses an output folder that cannot be written before any work is done.
 
 A run that is interrupted (Ctrl-C, SIGTERM from a scheduler, a crash) never leaves a truncated
 metrics file, cost report, figure or table behind: each is written to a temporary file in the
@@ -12,6 +14,8 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from hdf_lightning.errors import RunFolderError
 
 
 @contextlib.contextmanager
@@ -38,3 +42,21 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def check_writable(folder: str | os.PathLike[str], option: str) -> None:
+    """Create ``folder`` if needed and check that a file can be written in it.
+
+    Raises:
+        RunFolderError: the folder cannot be created or written (names it and ``option``).
+    """
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".hdf-write-check-"):
+            pass
+    except OSError as err:
+        raise RunFolderError(
+            f"cannot write to the output folder {path} ({option}): "
+            f"{err.strerror or type(err).__name__}. Choose a writable folder."
+        ) from err

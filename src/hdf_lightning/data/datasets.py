@@ -41,12 +41,13 @@ from hdf_lightning.data.errors import (
 from hdf_lightning.data.sampling import multi_view_indices, sample_indices
 from hdf_lightning.data.video import (
     VIDEO_EXTENSIONS,
+    VideoLength,
     decode_video,
     is_video,
     list_frames,
     load_frames,
+    probe_video,
     read_frame_bytes,
-    video_num_frames,
 )
 
 log = logging.getLogger(__name__)
@@ -366,6 +367,25 @@ def _describe(record: ClipRecord) -> str:
 def clip_frames(record: ClipRecord) -> tuple[int, list[Path]]:
     """Frame count of a clip and, for frame folders, its sorted frame files (``[]`` for videos).
 
+    A video's count is the number of frames that decode (one decoding pass without colour
+    conversion, :func:`~hdf_lightning.data.video.probe_video`); a damaged or truncated video is
+    logged as a warning with its declared and decoded length.
+
+    Raises:
+        MissingClipError: the folder or video does not exist.
+        EmptyClipError: no frames.
+        CorruptClipError: the video cannot be opened.
+    """
+    n, paths, length = clip_length(record)
+    if length is not None and length.damaged:
+        log.warning("%s", length.describe())
+    return n, paths
+
+
+def clip_length(record: ClipRecord) -> tuple[int, list[Path], VideoLength | None]:
+    """:func:`clip_frames` plus, for a video, its declared and decoded length (None for a frame
+    folder), without the warning.
+
     Raises:
         MissingClipError: the folder or video does not exist.
         EmptyClipError: no frames.
@@ -373,13 +393,15 @@ def clip_frames(record: ClipRecord) -> tuple[int, list[Path]]:
     """
     if not record.path.exists():
         raise MissingClipError(f"{_describe(record)}: not found")
+    length: VideoLength | None = None
     try:
         if record.kind == "frames":
             paths = list_frames(record.path)
             n = len(paths)
         else:
             paths = []
-            n = video_num_frames(record.path)
+            length = probe_video(record.path)
+            n = length.decoded
     except FileNotFoundError as err:
         raise MissingClipError(f"{_describe(record)}: {err}") from err
     except ValueError as err:
@@ -390,7 +412,7 @@ def clip_frames(record: ClipRecord) -> tuple[int, list[Path]]:
         raise CorruptClipError(f"{_describe(record)}: {err}") from err
     if n <= 0:
         raise EmptyClipError(f"{_describe(record)}: no frames found, expected at least one")
-    return n, paths
+    return n, paths, length
 
 
 def clip_num_frames(record: ClipRecord) -> int:

@@ -3,6 +3,12 @@
 Frames are written to ``<id>.partial/`` and the folder is renamed to ``<id>/`` only when the video
 has been decoded completely, so an existing ``<id>/`` with frames is always complete and a rerun
 skips it (idempotent). Faces are not detected or cropped: ``size`` only resizes the whole frame.
+
+The frames written are the frames that decode (:func:`~hdf_lightning.data.video.iter_video_frames`,
+the loop every reader of the package uses). A video that decodes to fewer frames than its container
+declares (truncated or damaged, see :class:`~hdf_lightning.data.video.VideoLength`) is refused
+with both lengths, unless ``keep_damaged`` asks for the frames that decode; those are then listed
+as damaged in the result.
 """
 
 from __future__ import annotations
@@ -16,7 +22,13 @@ import av
 from PIL import Image
 
 from hdf_lightning.data.errors import CorruptClipError, DatasetNotFoundError, EmptyClipError
-from hdf_lightning.data.video import is_video
+from hdf_lightning.data.video import (
+    VideoLength,
+    declared_frames,
+    frame_rate,
+    is_video,
+    iter_video_frames,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +36,29 @@ FRAME_PATTERN = "{:05d}.jpg"
 """File name of frame i (1-based), as in DFEW's ``clip_224x224`` folders."""
 
 
+class DamagedVideoError(CorruptClipError):
+    """A video decodes to fewer frames than its container declares (truncated or damaged).
+
+    Attributes:
+        length: the declared and decoded length.
+    """
+
+    def __init__(self, message: str, length: VideoLength) -> None:
+        super().__init__(message)
+        self.length = length
+
+
 def _is_complete(folder: Path) -> bool:
     return folder.is_dir() and any(folder.glob("*.jpg"))
 
 
 def extract_frames(
-    video: str | Path, out_dir: str | Path, *, size: int | None = None, quality: int = 95
+    video: str | Path,
+    out_dir: str | Path,
+    *,
+    size: int | None = None,
+    quality: int = 95,
+    keep_damaged: bool = False,
 ) -> int:
     """Decode every frame of ``video`` into ``out_dir/00001.jpg, 00002.jpg, ...``.
 
@@ -38,12 +67,16 @@ def extract_frames(
         out_dir: the frame folder to create; if it already holds frames nothing is decoded.
         size: resize frames to ``size × size`` (``None`` keeps the native size).
         quality: JPEG quality (1..95).
+        keep_damaged: write the frames that decode of a damaged or truncated video (raises
+            :class:`DamagedVideoError` otherwise, writing nothing).
 
     Returns:
         Number of frames in ``out_dir``.
 
     Raises:
         CorruptClipError: the video cannot be opened or decoded (names the video).
+        DamagedVideoError: fewer frames decode than the container declares (names the video and
+            both lengths), and ``keep_damaged`` is False.
         EmptyClipError: the video has no frame.
     """
     video, out_dir = Path(video), Path(out_dir)
@@ -53,6 +86,13 @@ def extract_frames(
         raise ValueError(f"quality must be in 1..95, got {quality}")
     if _is_complete(out_dir):
         return len(list(out_dir.glob("*.jpg")))
+    return _decode_to_folder(video, out_dir, size, quality, keep_damaged).decoded
+
+
+def _decode_to_folder(
+    video: Path, out_dir: Path, size: int | None, quality: int, keep_damaged: bool
+) -> VideoLength:
+    """:func:`extract_frames` without the complete-folder check; returns the video's length."""
     partial = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -62,8 +102,8 @@ def extract_frames(
             if not container.streams.video:
                 raise CorruptClipError(f"{video}: no video stream, expected one")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for count, frame in enumerate(container.decode(stream), start=1):
+            declared, fps = declared_frames(container, stream), frame_rate(stream)
+            for count, frame in enumerate(iter_video_frames(container, video), start=1):
                 image = frame.to_image()
                 if size is not None:
                     image = image.resize((size, size), Image.Resampling.BILINEAR)
@@ -71,16 +111,24 @@ def extract_frames(
     except CorruptClipError:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    except (av.error.FFmpegError, OSError, ValueError) as err:
+    except ValueError as err:  # no frame decodes
+        shutil.rmtree(partial, ignore_errors=True)
+        raise EmptyClipError(f"{video}: no decodable frame, expected at least one") from err
+    except (av.error.FFmpegError, OSError) as err:
         shutil.rmtree(partial, ignore_errors=True)
         raise CorruptClipError(f"{video}: cannot decode: {type(err).__name__}: {err}") from err
-    if count == 0:
+    length = VideoLength(video, count, declared, fps)
+    if length.damaged and not keep_damaged:
         shutil.rmtree(partial, ignore_errors=True)
-        raise EmptyClipError(f"{video}: no decodable frame, expected at least one")
+        raise DamagedVideoError(
+            f"{length.describe()}; not extracted (--keep_damaged true writes the frames that "
+            "decode)",
+            length,
+        )
     if out_dir.exists():  # an empty leftover folder
         shutil.rmtree(out_dir)
     partial.rename(out_dir)
-    return count
+    return length
 
 
 def extract_tree(
@@ -90,6 +138,7 @@ def extract_tree(
     size: int | None = None,
     quality: int = 95,
     pad_ids: bool = True,
+    keep_damaged: bool = False,
 ) -> dict[str, Any]:
     """Extract every video of ``videos_dir`` into ``out_root/<id>/`` (DFEW frame-folder layout).
 
@@ -101,10 +150,14 @@ def extract_tree(
         size: resize frames to ``size × size`` (``None`` keeps the native size).
         quality: JPEG quality.
         pad_ids: name folders of numeric video names with 5 digits (``1.mp4`` -> ``00001/``).
+        keep_damaged: extract the frames that decode of damaged or truncated videos (they are
+            failed otherwise); either way they are named with both lengths.
 
     Returns:
         ``{"videos": n, "extracted": n, "skipped": n, "frames": frames written,
-        "failed": {video path: reason}}``.
+        "failed": {video path: reason}, "damaged": {video path: {"decoded_frames",
+        "declared_frames", "damaged"}}}``; a damaged video is in ``failed`` too unless
+        ``keep_damaged``.
 
     Raises:
         DatasetNotFoundError: ``videos_dir`` does not exist.
@@ -122,6 +175,7 @@ def extract_tree(
         "skipped": 0,
         "frames": 0,
         "failed": {},
+        "damaged": {},
     }
     for video in videos:
         stem = video.stem
@@ -130,11 +184,17 @@ def extract_tree(
             result["skipped"] += 1
             continue
         try:
-            result["frames"] += extract_frames(video, out_dir, size=size, quality=quality)
+            length = _decode_to_folder(video, out_dir, size, quality, keep_damaged)
         except (CorruptClipError, EmptyClipError) as err:
             log.warning("extraction failed: %s", err)
             result["failed"][str(video)] = str(err)
+            if isinstance(err, DamagedVideoError):
+                result["damaged"][str(video)] = err.length.to_dict()
             continue
+        if length.damaged:
+            log.warning("extracted the frames that decode: %s", length.describe())
+            result["damaged"][str(video)] = length.to_dict()
+        result["frames"] += length.decoded
         result["extracted"] += 1
     log.info(
         "extracted %d of %d videos (%d skipped, %d failed) into %s",

@@ -18,14 +18,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from hdf_lightning.data.datasets import ClipRecord, clip_frames
+from hdf_lightning.data.datasets import ClipRecord, clip_length
 from hdf_lightning.data.errors import (
     CorruptClipError,
     DatasetError,
     MissingClipError,
     SplitFileError,
 )
-from hdf_lightning.data.video import decode_video, load_frames
+from hdf_lightning.data.video import load_frames
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ _COLUMNS = (
     "short",
     "missing",
     "unreadable",
+    "damaged",
     "bad rows",
 )
 
@@ -56,6 +57,8 @@ class SplitReport:
         num_short: readable clips with fewer frames than the clip length.
         missing: clips (rows) that point at nothing, or a missing dataset / split file.
         unreadable: empty clips and clips with a frame or video that does not decode.
+        damaged: videos that decode to fewer frames than their container declares (truncated or
+            damaged files), with both lengths; the loader uses the frames that decode.
         bad_rows: split-file rows that cannot be parsed (column count, label, class name).
         same_as: name of an earlier split with exactly the same clips (paper protocol: val).
     """
@@ -68,13 +71,14 @@ class SplitReport:
     num_short: int = 0
     missing: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)
     bad_rows: list[str] = field(default_factory=list)
     same_as: str | None = None
 
     @property
     def problems(self) -> list[str]:
         """All problem messages of the split."""
-        return [*self.missing, *self.unreadable, *self.bad_rows]
+        return [*self.missing, *self.unreadable, *self.damaged, *self.bad_rows]
 
 
 @dataclass
@@ -95,7 +99,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        """True when no split has a missing, unreadable or malformed item."""
+        """True when no split has a missing, unreadable, damaged or malformed item."""
         return not any(s.problems for s in self.splits.values())
 
 
@@ -108,21 +112,15 @@ def _classify(report: SplitReport, err: DatasetError) -> None:
         report.unreadable.append(str(err))
 
 
-def _decode_all(record: ClipRecord, paths: Sequence[Any]) -> int:
-    """Decode every frame of a clip and return how many decode (what the loader can use).
-
-    A video's decodable frames can be fewer than its packets (what counting alone reports);
-    the loader clamps its indices to the decodable ones, so this is the count to report.
+def _decode_all(record: ClipRecord, paths: Sequence[Any]) -> None:
+    """Decode every frame of a frame folder (a video's frames were decoded to count them).
 
     Raises:
-        DatasetError: a frame or the video does not decode (names the clip and file at fault).
+        DatasetError: a frame does not decode (names the clip and file at fault).
     """
     try:
-        if record.kind == "frames":
-            for start in range(0, len(paths), _DECODE_CHUNK):
-                load_frames(paths[start : start + _DECODE_CHUNK], size=_DECODE_SIZE)
-            return len(paths)
-        return int(decode_video(record.path, None, size=_DECODE_SIZE, planar=False).shape[1])
+        for start in range(0, len(paths), _DECODE_CHUNK):
+            load_frames(paths[start : start + _DECODE_CHUNK], size=_DECODE_SIZE)
     except (ValueError, OSError) as err:
         raise _unreadable(record, err) from err
 
@@ -146,7 +144,8 @@ def verify_split(
         records: the split's clips (as returned by a reader).
         num_classes: K, the length of ``class_counts``.
         clip_len: clips with fewer frames count as short.
-        decode: decode every frame / video (slow) rather than only counting frames.
+        decode: decode every frame of frame folders (slow) rather than only counting them
+            (videos are always decoded: their frame count is the frames that decode).
         row_errors: errors the reader collected for rows it skipped.
     """
     report = SplitReport(class_counts=[0] * num_classes)
@@ -157,12 +156,15 @@ def verify_split(
         report.num_clips += 1
         report.class_counts[record.label] += 1
         try:
-            n, paths = clip_frames(record)
-            if decode:
-                n = _decode_all(record, paths)
+            n, paths, length = clip_length(record)
+            if decode and record.kind == "frames":
+                _decode_all(record, paths)
         except DatasetError as err:
             _classify(report, err)
             continue
+        if length is not None and length.damaged:
+            origin = f" (from {record.source})" if record.source else ""
+            report.damaged.append(f"clip {record.clip_id}{origin}: {length.describe()}")
         frame_counts.append(n)
     if frame_counts:
         report.frames_min = min(frame_counts)
@@ -253,7 +255,7 @@ def format_report(report: VerifyReport, *, max_problems: int = 20) -> str:
         summary.add_column(column, justify="left" if column == "split" else "right")
     for name, s in report.splits.items():
         values = (s.num_clips, s.frames_min, f"{s.frames_median:g}", s.frames_max, s.num_short)
-        problems = (len(s.missing), len(s.unreadable), len(s.bad_rows))
+        problems = (len(s.missing), len(s.unreadable), len(s.damaged), len(s.bad_rows))
         label = name if s.same_as is None else f"{name} (= {s.same_as})"
         summary.add_row(label, *(str(v) for v in (*values, *problems)))
     classes = Table(title="clips per class")

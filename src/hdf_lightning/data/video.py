@@ -16,6 +16,7 @@ import os
 import re
 import struct
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -32,11 +33,16 @@ except ImportError:  # pragma: no cover - simplejpeg is a dependency; kept optio
 __all__ = [
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
+    "VideoLength",
+    "declared_frames",
     "decode_video",
+    "frame_rate",
     "is_video",
+    "iter_video_frames",
     "list_frames",
     "load_frames",
     "natural_sort_key",
+    "probe_video",
     "read_frame_bytes",
     "video_num_frames",
     "write_video",
@@ -272,24 +278,147 @@ def _open_video(path: Path) -> av.container.InputContainer:
     return container
 
 
-def video_num_frames(path: str | os.PathLike[str]) -> int:
-    """Number of frames in the first video stream of ``path``.
+@dataclass(frozen=True)
+class VideoLength:
+    """How long a video is: as its container declares it, and as it decodes.
 
-    Counts the non-empty packets of the stream by demuxing the whole file (no decoding). The
-    container's own count (``stream.frames``) is not used: it is 0 for many containers (WebM,
-    MKV, some AVI) and approximate for others.
+    The decodable frames are the one frame count of a video in this package: the loader samples
+    from them, ``hdf data verify`` and ``hdf data extract`` report them and ``hdf predict`` plans
+    its windows on them. A video whose decodable frames fall short of what its container declares
+    (a truncated download or copy, a damaged file) is :attr:`damaged`.
+
+    Attributes:
+        path: the video file.
+        decoded: frames that decode (:func:`iter_video_frames`).
+        declared: frames the container declares (the stream's frame count, else its duration
+            times its frame rate), or None when it declares neither.
+        fps: the stream's frame rate (25 when it declares none).
+    """
+
+    path: Path
+    decoded: int
+    declared: int | None
+    fps: float
+
+    @property
+    def missing(self) -> int:
+        """Declared frames that do not decode (0 when nothing is declared)."""
+        return max(0, self.declared - self.decoded) if self.declared else 0
+
+    @property
+    def damaged(self) -> bool:
+        """More than ``max(2, 1 %)`` of the declared frames do not decode (the tolerance covers
+        containers that declare their length from a rounded duration)."""
+        return self.declared is not None and self.missing > max(2, round(0.01 * self.declared))
+
+    def describe(self) -> str:
+        """One line: ``<path>: damaged or truncated video: N of M declared frames decode ...``."""
+        declared = self.declared or 0
+        return (
+            f"{self.path}: damaged or truncated video: {self.decoded} of the {declared} frames "
+            f"the container declares decode ({self.decoded / self.fps:.2f} s of "
+            f"{declared / self.fps:.2f} s)"
+        )
+
+    def to_dict(self) -> dict[str, int | bool | None]:
+        """``{"decoded_frames", "declared_frames", "damaged"}`` for JSON and CSV outputs."""
+        return {
+            "decoded_frames": self.decoded,
+            "declared_frames": self.declared,
+            "damaged": self.damaged,
+        }
+
+
+def frame_rate(stream: av.VideoStream) -> float:
+    """The stream's average (else guessed) frame rate; 25 when it declares none."""
+    rate = stream.average_rate or stream.guessed_rate
+    return float(rate) if rate else 25.0
+
+
+def declared_frames(container: av.container.InputContainer, stream: av.VideoStream) -> int | None:
+    """The stream's declared frame count, else its (or the container's) duration × frame rate."""
+    if stream.frames and stream.frames > 0:
+        return int(stream.frames)
+    seconds: float | None = None
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration:
+        seconds = container.duration / av.time_base
+    return round(seconds * frame_rate(stream)) if seconds else None
+
+
+def iter_video_frames(
+    container: av.container.InputContainer, path: str | os.PathLike[str]
+) -> Iterator[av.VideoFrame]:
+    """Every decodable frame of the first video stream of an open container, in order.
+
+    The one decoding loop of the package (:func:`decode_video`, :func:`probe_video`, ``hdf
+    predict``, ``hdf data extract``), so that all of them see the same frames. Packets the decoder
+    rejects are skipped and logged as a warning naming the file; a file whose rest cannot be
+    demuxed (truncated) ends at the last frame that decoded. Slice threading only: frame threading
+    delays frames, and a corrupt packet then loses the frames in flight, so the count would
+    depend on the number of cores.
+
+    Raises:
+        ValueError: no frame decodes (names the file and the PyAV error).
+    """
+    stream = container.streams.video[0]
+    stream.thread_type = "SLICE"
+    error: av.FFmpegError | None = None
+    count = 0
+    packets = container.demux(stream)  # ends with an empty packet that flushes the decoder
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.FFmpegError as err:  # the rest of the file cannot be read
+            error = err
+            break
+        try:
+            decoded = packet.decode()
+        except av.FFmpegError as err:  # a corrupt packet: skip it, keep decoding
+            error = err
+            continue
+        for frame in decoded:
+            count += 1
+            yield frame
+    if count == 0:
+        reason = f": {type(error).__name__}: {error}" if error is not None else ""
+        raise ValueError(f"no decodable frames in video {path}{reason}")
+    if error is not None:
+        log.warning("%s: skipped undecodable data: %s: %s", path, type(error).__name__, error)
+
+
+def probe_video(path: str | os.PathLike[str]) -> VideoLength:
+    """Decode a video without converting its frames and report its :class:`VideoLength`.
+
+    Costs a full decode (no colour conversion, about 0.4 s for 20 s of 640×360 H.264 on one
+    core): the declared length alone cannot tell a truncated or damaged file.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not a readable video, or no frame decodes (names the file).
+    """
+    video = Path(path)
+    with _open_video(video) as container:
+        stream = container.streams.video[0]
+        declared = declared_frames(container, stream)
+        fps = frame_rate(stream)
+        decoded = sum(1 for _ in iter_video_frames(container, video))
+    return VideoLength(video, decoded, declared, fps)
+
+
+def video_num_frames(path: str | os.PathLike[str]) -> int:
+    """Number of decodable frames in the first video stream of ``path`` (see
+    :class:`VideoLength`; the container's own count is not used: it is 0 for many containers
+    and overstates truncated or damaged files).
 
     Raises:
         FileNotFoundError: the file does not exist.
         ValueError: the file is not a readable video (message names it and the PyAV error).
     """
-    video = Path(path)
-    with _open_video(video) as container:
-        stream = container.streams.video[0]
-        try:
-            return sum(1 for packet in container.demux(stream) if packet.size > 0)
-        except av.FFmpegError as err:
-            raise ValueError(f"cannot read video {video}: {type(err).__name__}: {err}") from err
+    return probe_video(path).decoded
 
 
 def _frame_to_array(frame: av.VideoFrame, size: int | None) -> np.ndarray:
@@ -309,15 +438,11 @@ def decode_video(
     """Decode chosen frames of a video file with PyAV.
 
     Frames are decoded sequentially from the start (no seeking, which is frame-inexact for many
-    codecs); only the requested indices are converted to RGB, and decoding stops at the largest
-    requested index. Indices may repeat and come in any order.
-
-    The decodable frames can be fewer than the packets :func:`video_num_frames` counts (packets
-    that decode to no frame, corrupt packets). Packets the decoder rejects are skipped (logged as
-    a warning naming the file; an error only when no frame decodes), and indices past
-    the last decodable frame are clamped to it, so a clip whose packet count overstates its frames
-    still loads; ``decode_video(path, None).shape[1]`` is the number of decodable frames (what
-    ``hdf data verify`` reports).
+    codecs) by :func:`iter_video_frames`; only the requested indices are converted to RGB, and
+    decoding stops at the largest requested index. Indices may repeat and come in any order.
+    Indices past the last decodable frame take that frame, so a sampler given a longer count
+    than the video holds still gets a clip; ``decode_video(path, None).shape[1]`` equals
+    :func:`video_num_frames`.
 
     Args:
         path: Video file.
@@ -348,43 +473,18 @@ def decode_video(
         last = max(wanted)
     frames: dict[int, np.ndarray] = {}
     count = 0
+    last_frame: av.VideoFrame | None = None  # the latest frame not converted
     with _open_video(video) as container:
-        stream = container.streams.video[0]
-        # Slice threading only: frame threading delays frames, and a corrupt packet then loses
-        # the frames in flight, so the decodable count would depend on the number of cores.
-        stream.thread_type = "SLICE"
-        last_frame: av.VideoFrame | None = None  # the latest frame not converted
-        error: av.FFmpegError | None = None
-        done = False
-        for packet in container.demux(stream):  # ends with an empty packet that flushes
-            try:
-                decoded = packet.decode()
-            except av.FFmpegError as err:  # a corrupt packet: skip it, keep decoding
-                error = err
-                continue
-            for frame in decoded:
-                i = count
-                count += 1
-                if wanted is None or i in wanted:
-                    frames[i] = _frame_to_array(frame, size)
-                else:
-                    last_frame = frame
-                if i >= last >= 0:
-                    done = True
-                    break
-            if done:
+        for i, frame in enumerate(iter_video_frames(container, video)):
+            count = i + 1
+            if wanted is None or i in wanted:
+                frames[i] = _frame_to_array(frame, size)
+            else:
+                last_frame = frame
+            if i >= last >= 0:
                 break
-        if error is not None:
-            if count == 0:
-                raise ValueError(f"cannot decode video {video}: {type(error).__name__}: {error}")
-            log.warning(
-                "%s: skipped undecodable packets: %s: %s", video, type(error).__name__, error
-            )
-        if count == 0:
-            raise ValueError(f"no decodable frames in {video}")
         if last >= count and count - 1 not in frames and last_frame is not None:
             frames[count - 1] = _frame_to_array(last_frame, size)
-    # Indices past the last decodable frame take that frame (see above).
     order = sorted(frames) if indices is None else [min(i, count - 1) for i in indices]
     return _channels_first(np.stack([frames[i] for i in order]), planar)
 

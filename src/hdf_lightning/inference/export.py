@@ -24,7 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from hdf_lightning.errors import RunFolderError
 from hdf_lightning.inference.checkpoint import CheckpointError, LoadedModel, load_model
+from hdf_lightning.io import check_writable
 
 __all__ = ["FORMATS", "LogitsOnly", "export_main", "export_model"]
 
@@ -216,11 +218,12 @@ def export_main(argv: list[str]) -> int:
     )
     cfg = parser.parse_args(argv)
     try:
+        check_writable(cfg.out, "--out")
         model = load_model(cfg.ckpt_path, config=cfg.config)
         results = export_model(
             model, cfg.out, tuple(cfg.formats), opset=cfg.opset, dynamo=cfg.dynamo
         )
-    except (CheckpointError, ValueError) as err:
+    except (CheckpointError, RunFolderError, ValueError) as err:
         print(f"hdf export: error: {err}", file=sys.stderr)
         return 2
     status = 0

@@ -37,6 +37,8 @@ import numpy as np
 import torch
 
 from hdf_lightning.data.transforms import ClipEval
+from hdf_lightning.data.video import VideoLength
+from hdf_lightning.errors import RunFolderError
 from hdf_lightning.inference.checkpoint import CheckpointError, LoadedModel, load_model
 from hdf_lightning.inference.face import (
     FaceDetector,
@@ -47,6 +49,7 @@ from hdf_lightning.inference.face import (
 )
 from hdf_lightning.inference.sources import FrameSource, InputError, collect_inputs, open_source
 from hdf_lightning.inference.windows import ShortVideoError, Window, parse_span, sliding_windows
+from hdf_lightning.io import check_writable
 
 __all__ = [
     "PredictOptions",
@@ -144,6 +147,7 @@ class VideoResult:
     height: int
     length: int
     stride: int
+    video_length: VideoLength | None = None
     windows: list[WindowResult] = field(default_factory=list)
     times: StageTimes = field(default_factory=StageTimes)
     wall: float = 0.0
@@ -151,6 +155,17 @@ class VideoResult:
     @property
     def duration(self) -> float:
         return self.num_frames / self.fps
+
+    @property
+    def damaged(self) -> bool:
+        """The video decodes to fewer frames than its container declares (see ``video_length``)."""
+        return self.video_length is not None and self.video_length.damaged
+
+    def length_record(self) -> dict[str, Any]:
+        """``decoded_frames``, ``declared_frames`` and ``damaged`` for the outputs."""
+        if self.video_length is None:  # a frame folder: what is there is what it declares
+            return {"decoded_frames": self.num_frames, "declared_frames": None, "damaged": False}
+        return self.video_length.to_dict()
 
     def face_windows(self) -> list[WindowResult]:
         return [w for w in self.windows if w.probs is not None]
@@ -201,9 +216,16 @@ class Predictor:
 
     # -------------------------------------------------------------------------------- passes
     def _detect(self, source: FrameSource, times: StageTimes) -> FaceTrack:
-        """Pass 1: faces on every ``detect_every``-th frame, tracked over all frames."""
-        n, k = source.num_frames, self.options.detect_every
+        """Pass 1: faces on every ``detect_every``-th frame, tracked over all frames.
+
+        The pass decodes the whole video, so it also counts the frames that decode, which is
+        ``source.num_frames`` afterwards (without a detector, a counting pass does that).
+        """
+        k = self.options.detect_every
         if self.detector.full_frame:
+            start = time.perf_counter()
+            n = source.num_frames
+            times.decode += time.perf_counter() - start
             box = np.array([0.0, 0.0, source.width, source.height], dtype=np.float32)
             return FaceTrack(boxes=np.tile(box, (n, 1)), found=np.ones(n, dtype=bool))
         detections: dict[int, np.ndarray] = {}
@@ -213,6 +235,7 @@ class Predictor:
             boxes = np.asarray(self.detector.detect(small), dtype=np.float32).reshape(-1, 4)
             detections[i] = boxes * (source.width / small.shape[1])
             times.detect += time.perf_counter() - start
+        n = source.num_frames
         max_gap = self.options.max_gap if self.options.max_gap is not None else 2 * k
         return track_faces(n, detections, max_gap=max_gap, hold=k - 1, smooth=self.options.smooth)
 
@@ -238,14 +261,16 @@ class Predictor:
         wall = time.perf_counter()
         length = parse_span(options.window, source.fps, name="--window")
         stride = parse_span(options.stride, source.fps, name="--stride")
+        times = StageTimes()
+        track = self._detect(source, times)  # also counts the frames that decode
+        num_frames = source.num_frames
         try:
             windows = sliding_windows(
-                source.num_frames, length, stride, pre.num_frames, sampler=pre.sampler
+                num_frames, length, stride, pre.num_frames, sampler=pre.sampler
             )
         except ShortVideoError as err:
             raise ShortVideoError(
-                f"{source.path}: {source.num_frames} frames "
-                f"({source.num_frames / source.fps:.2f} s "
+                f"{source.path}: {num_frames} frames ({num_frames / source.fps:.2f} s "
                 f"at {source.fps:g} fps), shorter than one window ({options.window} = {length} "
                 "frames); use a shorter --window"
             ) from err
@@ -253,14 +278,14 @@ class Predictor:
             path=source.path,
             kind="frames" if source.path.is_dir() else "video",
             fps=source.fps,
-            num_frames=source.num_frames,
+            num_frames=num_frames,
             width=source.width,
             height=source.height,
             length=length,
             stride=stride,
+            video_length=source.length,
+            times=times,
         )
-        times = result.times
-        track = self._detect(source, times)
 
         # which frame feeds each slot of each window with a face (face-less slots borrow the
         # nearest frame of the same window that has one)
@@ -362,6 +387,7 @@ def video_summary(result: VideoResult, names: tuple[str, ...]) -> dict[str, Any]
         "face_windows": len(result.face_windows()),
         "duration_s": round(result.duration, 4),
         "num_frames": result.num_frames,
+        **result.length_record(),
         "fps": round(result.fps, 4),
         "timing_s": {**result.times.to_dict(), "total": round(result.wall, 4)},
     }
@@ -387,6 +413,7 @@ def write_outputs(
         "kind": result.kind,
         "fps": round(result.fps, 4),
         "num_frames": result.num_frames,
+        **result.length_record(),
         "duration_s": round(result.duration, 4),
         "width": result.width,
         "height": result.height,
@@ -581,8 +608,9 @@ def predict_main(argv: list[str]) -> int:
         parse_span(options.window, 25.0, name="--window")
         parse_span(options.stride, 25.0, name="--stride")
         detector = make_detector(options.detector)
+        check_writable(cfg.out, "--out")
         model = load_model(cfg.ckpt_path, config=cfg.config)
-    except (CheckpointError, ValueError, FileNotFoundError) as err:
+    except (CheckpointError, RunFolderError, ValueError, FileNotFoundError) as err:
         return _error(str(err))
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
@@ -612,6 +640,8 @@ def predict_main(argv: list[str]) -> int:
             continue
         record = {**video_summary(result, names), "outputs": outputs}
         videos.append(record)
+        if result.video_length is not None and result.damaged:
+            print(f"WARN {result.video_length.describe()}", file=sys.stderr)
         line = _line(result, names)
         if record["status"] != "ok":
             failed.append({"video": str(path), "error": f"{path}: no face found in any window"})

@@ -11,13 +11,20 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from hdf_lightning.data.video import IMAGE_EXTENSIONS, is_video, list_frames
+from hdf_lightning.data.video import (
+    IMAGE_EXTENSIONS,
+    VideoLength,
+    declared_frames,
+    frame_rate,
+    is_video,
+    iter_video_frames,
+    list_frames,
+)
 
 __all__ = [
     "FolderFrames",
@@ -38,9 +45,18 @@ class FrameSource(Protocol):
 
     path: Path
     fps: float
-    num_frames: int
     width: int
     height: int
+
+    @property
+    def num_frames(self) -> int:
+        """Frames the source yields (for a video: frames that decode)."""
+        ...
+
+    @property
+    def length(self) -> VideoLength | None:
+        """Declared vs decoded length of a video file; None for a frame folder."""
+        ...
 
     def read(
         self, wanted: Callable[[int], bool], *, width: int | None = None
@@ -62,13 +78,20 @@ def _scaled(width: int, height: int, target: int | None) -> tuple[int, int]:
 
 @dataclass
 class VideoFile:
-    """A video file decoded with PyAV; ``num_frames`` is counted by demuxing (no decoding)."""
+    """A video file decoded with PyAV.
+
+    ``num_frames`` is the number of frames that decode (the package's one frame count, see
+    :class:`~hdf_lightning.data.video.VideoLength`): a complete :meth:`read` pass counts them, and
+    reading ``num_frames`` before any pass decodes the video once to count them. ``length`` then
+    holds the declared and the decoded length, and whether the file is damaged.
+    """
 
     path: Path
     fps: float = field(init=False)
-    num_frames: int = field(init=False)
     width: int = field(init=False)
     height: int = field(init=False)
+    declared_frames: int | None = field(init=False)
+    _decoded: int | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         import av
@@ -78,15 +101,28 @@ class VideoFile:
                 if not container.streams.video:
                     raise InputError(f"{self.path}: no video stream (not a video file)")
                 stream = container.streams.video[0]
-                rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-                self.fps = float(rate)
+                self.fps = frame_rate(stream)
                 self.width = int(stream.codec_context.width)
                 self.height = int(stream.codec_context.height)
-                self.num_frames = sum(1 for p in container.demux(stream) if p.size > 0)
+                self.declared_frames = declared_frames(container, stream)
         except av.FFmpegError as err:
             raise InputError(f"{self.path}: cannot read the video ({err.strerror or err})") from err
-        if self.num_frames == 0 or self.width < 1 or self.height < 1:
+        if self.width < 1 or self.height < 1:
             raise InputError(f"{self.path}: the video has no frames")
+
+    @property
+    def num_frames(self) -> int:
+        """Frames that decode (counted by a decoding pass the first time it is needed)."""
+        if self._decoded is None:
+            for _ in self.read(lambda i: False):
+                pass
+        assert self._decoded is not None
+        return self._decoded
+
+    @property
+    def length(self) -> VideoLength:
+        """Declared vs decoded length of the video."""
+        return VideoLength(self.path, self.num_frames, self.declared_frames, self.fps)
 
     def read(
         self, wanted: Callable[[int], bool], *, width: int | None = None
@@ -95,11 +131,11 @@ class VideoFile:
 
         out_w, out_h = _scaled(self.width, self.height, width)
         scale = (out_w, out_h) != (self.width, self.height)
+        count = 0
         try:
             with av.open(str(self.path), mode="r") as container:
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-                for i, frame in enumerate(container.decode(stream)):
+                for i, frame in enumerate(iter_video_frames(container, self.path)):
+                    count = i + 1
                     if not wanted(i):
                         continue
                     if scale:
@@ -113,6 +149,9 @@ class VideoFile:
             raise InputError(
                 f"{self.path}: cannot decode the video ({err.strerror or err})"
             ) from err
+        except ValueError as err:  # no frame decodes
+            raise InputError(f"{self.path}: the video has no decodable frames") from err
+        self._decoded = count  # reached only when the pass went through the whole video
 
 
 @dataclass
@@ -125,6 +164,7 @@ class FolderFrames:
     width: int = field(init=False)
     height: int = field(init=False)
     files: list[Path] = field(init=False, repr=False)
+    length: None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         from PIL import Image
@@ -134,6 +174,7 @@ class FolderFrames:
         except (OSError, ValueError) as err:
             raise InputError(f"{self.path}: {err}") from err
         self.num_frames = len(self.files)
+        self.length = None
         try:
             with Image.open(self.files[0]) as image:
                 self.width, self.height = image.size
