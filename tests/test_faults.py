@@ -7,8 +7,11 @@ arguments; the command line in ``sys.argv``) in this process; the SIGTERM row ru
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import signal
+import sys
 import subprocess
 import time
 from pathlib import Path
@@ -27,8 +30,11 @@ from cli_utils import (
     tiny_synthetic_data,
 )
 from hdf_lightning.checkpoints import check_checkpoint, first_nonfinite
-from hdf_lightning.cli import main
-from hdf_lightning.errors import ConfigError
+from hdf_lightning.cli import main, user_error_message
+from hdf_lightning.data import SyntheticDFEWDataModule
+from hdf_lightning.data.datasets import ClipDataset
+from hdf_lightning.errors import ConfigError, RunFolderError
+from hdf_lightning.faults import RunLock
 from hdf_lightning.io import atomic_path, atomic_write_text
 
 DEMO = str(REPO / "configs" / "demo.yaml")
@@ -58,16 +64,23 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # ------------------------------------------------------------------ silent wrong results
+@pytest.mark.parametrize("epochs", [1, 3])
 def test_diverged_fit_writes_no_checkpoint_and_a_nan_checkpoint_is_refused(
-    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    epochs: int,
 ) -> None:
-    # lr 1e6 with SAM: BatchNorm statistics become infinite before the gradient norm does
+    # lr 1e6 with SAM: BatchNorm statistics become infinite before the gradient norm does; at
+    # one epoch the fit ends before any gradient norm is non-finite, and must still fail
     args = tiny_fit_args(
-        tmp_path, epochs=3, extra=["--model.optimizer.init_args.lr=1e6", "--data.batch_size=3"]
+        tmp_path, epochs=epochs, extra=["--model.optimizer.init_args.lr=1e6", "--data.batch_size=3"]
     )
     args[args.index(f"--data.root={tmp_path / 'data'}")] = f"--data.root={run / 'data'}"
     code, err = run_console(args, monkeypatch, capsys)
     assert code == 2 and "training diverged" in error_line(err)
+    assert "fit finished" not in err and "best epoch" not in err  # no summary of NaN weights
     assert not list((tmp_path / "run").rglob("*.ckpt"))  # neither best nor last holds NaN
 
     good = run / "run" / "checkpoints" / "best.ckpt"
@@ -128,6 +141,69 @@ def test_a_second_fit_into_a_run_folder_is_refused_unless_resumed_or_overwritten
     assert not (root / "figures" / "val_epoch007_old.png").exists()  # no mix of two runs
     saved = (root / "config.yaml").read_text()
     assert "overwrite: false" in saved  # reusing the file never replaces a run
+
+
+def test_a_fit_into_a_folder_another_live_fit_holds_is_refused_and_a_stale_lock_is_taken_over(
+    run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    root = tmp_path / "run"
+    fit = _eval_args(run, "fit", root, "--trainer.max_epochs=1")
+    holder = subprocess.Popen(  # another live run holding the folder, as a running fit does
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from hdf_lightning.faults import RunLock; "
+            "lock = RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(600)",
+            str(root),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        code, err = run_console(fit, monkeypatch, capsys)
+        line = error_line(err)
+        assert code == 2 and f"{root} (--trainer.default_root_dir) is in use by another fit" in line
+        assert f"pid {holder.pid}" in line
+        assert not (root / "checkpoints").exists()  # the second fit wrote nothing
+    finally:
+        holder.kill()  # a crash: the lock file stays behind, the lock itself is gone
+        holder.wait()
+    assert (root / ".hdf-run.lock").is_file()
+    code, err = run_console(fit, monkeypatch, capsys)
+    assert code == 0, err
+    assert "taking over the stale lock" in caplog.text and f"pid {holder.pid}" in caplog.text
+    assert (root / "checkpoints" / "best.ckpt").is_file()
+    assert not (root / ".hdf-run.lock").exists()  # released when the fit ended
+
+
+def test_the_run_lock_is_exclusive_until_released(tmp_path: Path) -> None:
+    first = RunLock(tmp_path).acquire()
+    with pytest.raises(RunFolderError, match=f"pid {os.getpid()}"):
+        RunLock(tmp_path).acquire()
+    first.release()
+    with RunLock(tmp_path) as second:
+        assert second.held
+    assert not second.held and not (tmp_path / ".hdf-run.lock").exists()
+
+
+def test_best_checkpoint_holds_the_epoch_of_the_highest_val_uar(tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    args = _eval_args(tmp_path, "fit", root, "--trainer.max_epochs=4")
+    # 15 subjects (a validation split with several classes), batches of 4
+    args += tiny_synthetic_data(tmp_path / "data", subjects=15, batch_size=4)
+    main(args)
+    rows = _curve(root)
+    uars = [float(r["val_uar"]) for r in rows]
+    assert len(set(uars)) > 1, uars  # the test can tell the highest epoch from the others
+    best_epoch = uars.index(max(uars))  # the first epoch with the highest val UAR
+    best = torch.load(root / "checkpoints" / "best.ckpt", weights_only=True)
+    assert best["epoch"] == best_epoch, (uars, best["epoch"])
+    assert torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 3
 
 
 def test_each_command_keeps_its_config_and_the_fit_config_tests_and_reproduces_the_run(
@@ -374,6 +450,14 @@ def test_sigterm_saves_a_checkpoint_exits_143_and_resumes_to_the_same_weights(
         k for k in ref["state_dict"] if not torch.equal(ref["state_dict"][k], out["state_dict"][k])
     ]
     assert not differing, differing[:5]
+    # the resumed epoch's train loss is the mean over all its batches, as uninterrupted
+    assert _curve(tmp_path / "run") == _curve(tmp_path / "reference")
+
+
+def _curve(root: Path) -> list[dict[str, str]]:
+    """The rows of a run's learning_curve.csv."""
+    with (root / "checkpoints" / "learning_curve.csv").open() as f:
+        return list(csv.DictReader(f))
 
 
 # ------------------------------------------------------------------ helpers and atomic writes
@@ -410,3 +494,68 @@ def test_samplers_skip_the_consumed_items_of_one_iteration_only() -> None:
     whole = list(weighted)
     weighted.skip_next(5)
     assert list(weighted) == whole[5:] and len(weighted) == 6
+
+
+# ------------------------------------------------------------------ loader workers
+_FORK_AFTER_OPENCV = """
+import sys
+from hdf_lightning.data import SyntheticDFEWDataModule
+
+dm = SyntheticDFEWDataModule(
+    root=sys.argv[1], num_subjects=6, clips_per_subject=4, image_size=112,
+    num_frames_range=(8, 12), num_frames=4, batch_size=4, load_size=112, crop_size=112,
+    num_workers=0, persistent_workers=False,
+)
+dm.prepare_data()
+dm.setup("fit")
+for _ in dm.train_dataloader():  # the parent runs the loader's OpenCV augmentation itself
+    pass
+dm.num_workers = 2  # then forks workers afresh every epoch
+for epoch in range(6):
+    batches = sum(1 for _ in dm.train_dataloader())
+    print("epoch", epoch, batches, flush=True)
+"""
+
+
+def test_workers_forked_after_the_parent_used_opencv_do_not_hang(tmp_path: Path) -> None:
+    """The public DataModule API, iterated in the parent and then with re-forked workers: each
+    worker used to block forever in its first OpenCV call (a thread pool inherited by fork)."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _FORK_AFTER_OPENCV, str(tmp_path / "data")],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env=hdf_env(OMP_NUM_THREADS="2"),
+        )
+    except subprocess.TimeoutExpired as err:
+        out = err.stdout.decode() if isinstance(err.stdout, bytes) else err.stdout
+        pytest.fail(f"the loader hung after: {out!r}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("epoch ") == 6
+
+
+def test_a_stalled_loader_worker_ends_in_one_line_naming_the_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dm = SyntheticDFEWDataModule(
+        root=tmp_path / "data",
+        num_subjects=5,
+        clips_per_subject=2,
+        image_size=32,
+        num_frames=4,
+        crop_size=32,
+        batch_size=2,
+        num_workers=1,
+        persistent_workers=False,
+        worker_timeout=1.0,
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    # a worker that never delivers (the forked worker inherits the patched method)
+    monkeypatch.setattr(ClipDataset, "__getitem__", lambda self, index: time.sleep(30))
+    with pytest.raises(RuntimeError) as caught:
+        next(iter(dm.train_dataloader()))
+    message = user_error_message(caught.value)
+    assert message is not None and "1.0 s (--data.worker_timeout)" in message
+    assert "\n" not in message

@@ -270,7 +270,9 @@ class LearningCurve(pl.Callback):
     figures folder and the ``hdf test`` command that evaluates that checkpoint.
 
     The history is part of the callback's checkpointed state, so a resumed run continues the CSV
-    and the picture instead of starting them again. The train loss is the batch-size weighted
+    and the picture instead of starting them again; so is the running train-loss sum of the epoch
+    in progress, so an epoch resumed from a checkpoint taken inside it (SIGTERM) reports the mean
+    over all its batches, as the uninterrupted run does. The train loss is the batch-size weighted
     mean of the loss ``training_step`` returns (the unweighted loss of the first SAM pass) on this
     rank; validation values are the logged ``val/loss``, ``val/war`` and ``val/uar`` (all ranks).
     Epochs are counted from 0, as in the progress bar and the validation figure names.
@@ -284,18 +286,39 @@ class LearningCurve(pl.Callback):
         self.history: list[dict[str, float]] = []
         self._loss_sum = 0.0
         self._loss_count = 0
+        self._loss_epoch = -1  # the epoch the running sum belongs to
+        self._resumed: tuple[int, float, int] | None = None  # (epoch, sum, count) of a checkpoint
         self._val: dict[str, float] | None = None
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        return {"history": [dict(row) for row in self.history]}
+        return {
+            "history": [dict(row) for row in self.history],
+            "epoch_loss": {
+                "epoch": self._loss_epoch,
+                "sum": self._loss_sum,
+                "count": self._loss_count,
+            },
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = [dict(row) for row in state_dict.get("history", [])]
+        running = state_dict.get("epoch_loss")
+        self._resumed = (
+            (int(running["epoch"]), float(running["sum"]), int(running["count"]))
+            if isinstance(running, dict)
+            else None
+        )
 
     # ------------------------------------------------------------------ collecting
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._loss_sum, self._loss_count, self._val = 0.0, 0, None
+        self._loss_epoch, self._loss_sum, self._loss_count = trainer.current_epoch, 0.0, 0
+        self._val = None
+        resumed, self._resumed = self._resumed, None
+        # a checkpoint taken inside this epoch: continue its sum (an end-of-epoch checkpoint
+        # belongs to the previous epoch and starts nothing)
+        if resumed is not None and resumed[0] == trainer.current_epoch:
+            _, self._loss_sum, self._loss_count = resumed
 
     def on_train_batch_end(
         self,

@@ -2,8 +2,10 @@
 
 * checkpoint checks (:mod:`hdf_lightning.checkpoints`, Lightning-free so that ``hdf predict``
   shares them) are re-exported here for the CLI;
-* :func:`check_writable` / :func:`run_checkpoints` — the output folder is writable, and a new fit
-  does not mix its files with another run's.
+* :func:`run_checkpoints` / :func:`resume_candidate` — a new fit does not mix its files with
+  another run's.
+* :class:`RunLock` — a run folder is held by one fit for the whole fit: a second fit started into
+  it while the first lives is refused; the lock of a crashed run is recognised as stale.
 * :class:`InterruptCheckpoint` — on SIGTERM during ``fit``, saves
   ``checkpoints/interrupted.ckpt`` at the interrupted step; resuming from it continues at the next
   batch of the interrupted epoch with the RNG state of that step, so the resumed run ends with the
@@ -12,9 +14,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import logging
 import os
-import tempfile
+import socket
+import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,8 +44,8 @@ log = logging.getLogger(__name__)
 __all__ = [
     "INTERRUPTED_CKPT",
     "InterruptCheckpoint",
+    "RunLock",
     "check_checkpoint",
-    "check_writable",
     "first_nonfinite",
     "load_checkpoint_file",
     "module_nonfinite",
@@ -48,24 +55,6 @@ __all__ = [
 
 INTERRUPTED_CKPT = "interrupted.ckpt"
 """File name (in ``<default_root_dir>/checkpoints``) of the checkpoint written on SIGTERM."""
-
-
-def check_writable(folder: str | os.PathLike[str], option: str) -> None:
-    """Create ``folder`` if needed and check that a file can be written in it.
-
-    Raises:
-        RunFolderError: the folder cannot be created or written (names it and ``option``).
-    """
-    path = Path(folder)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".hdf-write-check-"):
-            pass
-    except OSError as err:
-        raise RunFolderError(
-            f"cannot write to the output folder {path} ({option}): "
-            f"{err.strerror or type(err).__name__}. Choose a writable folder."
-        ) from err
 
 
 def run_checkpoints(root: str | os.PathLike[str]) -> list[Path]:
@@ -85,6 +74,126 @@ def resume_candidate(root: str | os.PathLike[str]) -> Path | None:
             if f.name == name:
                 return f
     return files[0] if files else None
+
+
+# ------------------------------------------------------------------------------ run lock
+RUN_LOCK = ".hdf-run.lock"
+"""File name (in ``<default_root_dir>``) of the lock a fit holds on its run folder."""
+
+_RANK_ENV = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
+
+
+def launched_as_secondary_rank() -> bool:
+    """True in a process that a distributed launcher started as a rank other than 0 (Lightning's
+    DDP launcher, torchrun, SLURM): such a process joins the run that rank 0 holds."""
+    return any(os.environ.get(name, "0") not in ("", "0") for name in _RANK_ENV)
+
+
+class RunLock:
+    """An exclusive lock on a run folder for the lifetime of a fit.
+
+    The lock is an advisory ``flock`` on ``<root>/.hdf-run.lock``, which records the holder's
+    pid, host, command line and start time. The kernel releases a ``flock`` when its process
+    ends, however it ends, so the file a crashed run left behind is recognised as stale (it can be
+    locked again) and taken over with a warning naming the old holder. A second fit into a folder
+    whose lock is held is refused with the holder's details.
+
+    ``flock`` works between processes of one machine and on most local file systems; on network
+    file systems without lock support it may not exclude runs on other hosts.
+
+    Args:
+        root: the run folder (``trainer.default_root_dir``); created if missing.
+        option: the option that named it, for messages.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], option: str = "--trainer.default_root_dir"):
+        self.root = Path(root)
+        self.option = option
+        self.path = self.root / RUN_LOCK
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self) -> RunLock:
+        """Take the lock, or raise :class:`RunFolderError` naming the live run that holds it."""
+        if self._fd is not None:
+            return self
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _describe_holder(_read_holder(fd))
+            os.close(fd)
+            raise RunFolderError(
+                f"{self.root} ({self.option}) is in use by another fit ({holder}); wait for it "
+                "to finish, or choose another --trainer.default_root_dir"
+            ) from None
+        except OSError:
+            os.close(fd)
+            raise
+        previous = _read_holder(fd)
+        if previous:
+            log.warning(
+                "%s: taking over the stale lock of a run that no longer holds it (%s)",
+                self.root,
+                _describe_holder(previous),
+            )
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": " ".join(sys.argv),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Release the lock and remove its file (nothing when not held)."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):
+            self.path.unlink()  # still locked: no other run can have taken it in between
+        os.close(fd)
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    try:
+        data = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+        value = json.loads(data) if data else {}
+    except (OSError, ValueError):
+        return {"raw": "unreadable lock record"}
+    return value if isinstance(value, dict) else {}
+
+
+def _describe_holder(holder: Mapping[str, Any]) -> str:
+    if not holder:
+        return "holder unknown"
+    if "raw" in holder:
+        return str(holder["raw"])
+    parts = [f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"]
+    if holder.get("started"):
+        parts.append(f"since {holder['started']}")
+    if holder.get("command"):
+        parts.append(f"command: {holder['command']}")
+    return ", ".join(parts)
 
 
 # ------------------------------------------------------------------------------ SIGTERM

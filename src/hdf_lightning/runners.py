@@ -17,7 +17,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from hdf_lightning.data.datasets import check_dfew_fold
 from hdf_lightning.evaluation.cost import format_cost, measure_cost
-from hdf_lightning.faults import INTERRUPTED_CKPT
+from hdf_lightning.faults import INTERRUPTED_CKPT, RunLock, launched_as_secondary_rank
 from hdf_lightning.io import atomic_write_text
 from hdf_lightning.lit.lightning_cli import HDFCLI, configure_wandb_mode, make_cli
 
@@ -118,11 +118,19 @@ def run_cross_validation(
     """Run the given folds in order, skipping finished ones; write ``cv_results.{md,csv}``.
 
     An interrupted run picks up at the first fold without ``result.json`` (and resumes that fold's
-    fit from its ``last.ckpt`` when present).
+    fit from its ``last.ckpt`` when present). The run holds a :class:`RunLock` on ``out``
+    throughout, so a second ``hdf cv`` into the same folder is refused while this one lives.
     """
     for fold in folds:
         check_dfew_fold(fold)
     out.mkdir(parents=True, exist_ok=True)
+    if launched_as_secondary_rank():  # the other DDP ranks join rank 0's run
+        return _run_folds(config, folds, out, overrides)
+    with RunLock(out, "--out"):
+        return _run_folds(config, folds, out, overrides)
+
+
+def _run_folds(config: str, folds: Sequence[int], out: Path, overrides: Sequence[str]) -> str:
     results = []
     for fold in folds:
         done = out / f"fold_{fold}" / RESULT_FILE

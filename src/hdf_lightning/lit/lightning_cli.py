@@ -31,13 +31,14 @@ from hdf_lightning.callbacks import (
 from hdf_lightning.errors import ConfigError, RunFolderError, instantiation_error
 from hdf_lightning.faults import (
     InterruptCheckpoint,
+    RunLock,
     check_checkpoint,
-    check_writable,
+    launched_as_secondary_rank,
     resume_candidate,
     run_checkpoints,
 )
 from hdf_lightning.inference.record import InferenceRecord
-from hdf_lightning.io import atomic_write_text
+from hdf_lightning.io import atomic_write_text, check_writable
 from hdf_lightning.lit.module import HDFClassifier, sam_accumulation_error
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,24 @@ class HDFCLI(LightningCLI):
     names them once. Without a ``trainer.logger`` in the config, runs log to wandb (offline when no
     API key is configured) under ``trainer.default_root_dir``; ``trainer.logger: false`` turns
     logging off and a ``CSVLogger`` is the documented fallback.
+
+    ``hdf fit`` holds a :class:`~hdf_lightning.faults.RunLock` on ``trainer.default_root_dir``
+    from the moment its options are checked until it ends, so a second fit into the same folder is
+    refused while the first lives.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._run_lock: RunLock | None = None
+        try:
+            super().__init__(*args, **kwargs)
+        finally:
+            self.release_run_lock()
+
+    def release_run_lock(self) -> None:
+        """Release the run folder's lock (the fit has ended, or never started)."""
+        if self._run_lock is not None:
+            self._run_lock.release()
+            self._run_lock = None
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -254,6 +272,8 @@ class HDFCLI(LightningCLI):
             accumulate = trainer.get("accumulate_grad_batches") or 1
             if cfg.get("model.sam") and accumulate > 1:
                 raise ConfigError(str(sam_accumulation_error(accumulate)))
+            if not launched_as_secondary_rank():  # the other DDP ranks join rank 0's run
+                self._run_lock = RunLock(root).acquire()
             self._check_run_folder(root, ckpt, bool(cfg.get("overwrite")))
 
     @staticmethod

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import Tensor, nn
 
+from hdf_lightning.checkpoints import module_nonfinite
 from hdf_lightning.data.classes import CLASS_NAMES
 from hdf_lightning.evaluation import EvaluationMetrics
 from hdf_lightning.losses import DSM, LossOutput
@@ -287,6 +288,26 @@ class HDFClassifier(pl.LightningModule):
         """Clip the update's gradient norm (``grad_clip_norm``); gradients are un-scaled here."""
         if self.grad_clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip_norm)
+
+    def on_train_end(self) -> None:
+        """A fit never ends quietly on weights holding a NaN or an infinity.
+
+        The per-step gradient-norm check catches most divergences, but weights or BatchNorm
+        statistics can turn non-finite while the last gradient norm was still finite (a one-epoch
+        fit with a far too high learning rate). The checkpoint callbacks refuse to save such
+        weights; this raises so that the fit fails (``hdf`` exits with 2) instead of reporting a
+        best epoch computed on them.
+
+        Raises:
+            FloatingPointError: a parameter or buffer is not finite; names the first one.
+        """
+        bad = module_nonfinite(self)
+        if bad is not None:
+            raise FloatingPointError(
+                f"training diverged: the weights hold NaN or inf at the end of the fit (first: "
+                f"'{bad}', step {self.global_step}); no checkpoint was written from non-finite "
+                "weights. Lower the learning rate or sam_rho, or check the input data."
+            )
 
     def on_train_epoch_end(self) -> None:
         values = self._metrics("train").compute()
