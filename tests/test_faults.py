@@ -11,8 +11,8 @@ import csv
 import json
 import os
 import signal
-import sys
 import subprocess
+import sys
 import time
 from pathlib import Path
 

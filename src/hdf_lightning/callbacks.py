@@ -287,7 +287,6 @@ class LearningCurve(pl.Callback):
         self._loss_sum = 0.0
         self._loss_count = 0
         self._loss_epoch = -1  # the epoch the running sum belongs to
-        self._resumed: tuple[int, float, int] | None = None  # (epoch, sum, count) of a checkpoint
         self._val: dict[str, float] | None = None
 
     # ------------------------------------------------------------------ state
@@ -304,21 +303,18 @@ class LearningCurve(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = [dict(row) for row in state_dict.get("history", [])]
         running = state_dict.get("epoch_loss")
-        self._resumed = (
-            (int(running["epoch"]), float(running["sum"]), int(running["count"]))
-            if isinstance(running, dict)
-            else None
-        )
+        if isinstance(running, dict):
+            self._loss_epoch = int(running["epoch"])
+            self._loss_sum, self._loss_count = float(running["sum"]), int(running["count"])
 
     # ------------------------------------------------------------------ collecting
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._loss_epoch, self._loss_sum, self._loss_count = trainer.current_epoch, 0.0, 0
         self._val = None
-        resumed, self._resumed = self._resumed, None
-        # a checkpoint taken inside this epoch: continue its sum (an end-of-epoch checkpoint
-        # belongs to the previous epoch and starts nothing)
-        if resumed is not None and resumed[0] == trainer.current_epoch:
-            _, self._loss_sum, self._loss_count = resumed
+        # a new epoch starts a new sum; the sum of a checkpoint taken inside this epoch (restored
+        # by load_state_dict) goes on (Lightning does not call this hook when it resumes inside
+        # an epoch, and an end-of-epoch checkpoint belongs to the previous epoch)
+        if trainer.current_epoch != self._loss_epoch:
+            self._loss_epoch, self._loss_sum, self._loss_count = trainer.current_epoch, 0.0, 0
 
     def on_train_batch_end(
         self,
