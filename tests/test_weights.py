@@ -15,7 +15,7 @@ from pytorchvideo.models.hub.x3d import checkpoint_paths  # test-only reference
 from torch import Tensor
 from torchvision.models.video import R3D_18_Weights
 
-from cli_utils import REPO, error_line, run_console
+from cli_utils import REPO, error_line, run_console, tiny_synthetic_data
 from hdf_lightning.errors import CheckpointError
 from hdf_lightning.models import (
     M3DFEL,
@@ -26,6 +26,7 @@ from hdf_lightning.models import (
     HDFNet,
     x3d_key_from_pytorchvideo,
 )
+from hdf_lightning.runners import cost_from_config
 from weights_utils import WeightsServer, write_r3d18_state_dict, write_x3d_checkpoint
 
 X3D_FILE = "X3D_S.pyth"
@@ -294,3 +295,69 @@ def test_an_unknown_name_lists_the_published_ones(cache: Path) -> None:
     assert "published weights of M3DFEL (kinetics400)" in str(exc.value)
     with pytest.raises(FileNotFoundError, match=r"X3D \(kinetics400, kinetics400_xs"):
         X3D(weights="kinetics401")
+
+
+# ------------------------------------------------------------------------------ when not needed
+def test_evaluating_a_checkpoint_never_fetches_the_pretrained_weights(
+    tmp_path: Path,
+    cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``hdf test --config configs/dfew.yaml --ckpt_path X`` offline with an empty cache: the
+    checkpoint replaces the Kinetics weights, so they are not downloaded (the error that remains
+    is the checkpoint's, which holds another network)."""
+    ckpt = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"net.stem.conv_xy.weight": torch.zeros(3, 3, 1, 3, 3)}}, ckpt)
+    args = [
+        "test",
+        "--config",
+        str(REPO / "configs" / "dfew.yaml"),
+        f"--ckpt_path={ckpt}",
+        f"--data.root={tmp_path / 'no_dfew_here'}",
+        f"--trainer.default_root_dir={tmp_path / 'run'}",
+        "--trainer.logger=false",
+    ]
+    code, err = run_console(args, monkeypatch, capsys)
+    line = error_line(err)
+    assert code == 2 and "saved from another network" in line and str(ckpt) in line
+    assert "kinetics" not in line.lower() and not _files(cache)
+
+
+def test_hdf_fit_prints_the_load_report_of_its_weights(
+    tmp_path: Path,
+    x3d_served: tuple[Path, dict[str, Tensor]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    folder, _ = x3d_served
+    args = [
+        "fit",
+        "--config",
+        str(REPO / "configs" / "demo.yaml"),
+        "--model.net=hdf_lightning.models.X3D",
+        "--model.net.width_factor=2.0",
+        "--model.net.depth_factor=2.2",
+        "--model.net.head_dim=2048",
+        "--model.net.num_frames=4",
+        f"--model.net.weights={folder / X3D_FILE}",
+        *tiny_synthetic_data(tmp_path / "data"),
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=1",
+        "--trainer.limit_val_batches=1",
+        f"--trainer.default_root_dir={tmp_path / 'run'}",
+        "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false",
+        "--figures.enabled=false",
+    ]
+    with caplog.at_level(logging.INFO):
+        code, err = run_console(args, monkeypatch, capsys)
+    assert code == 0, err
+    report = [r.getMessage() for r in caplog.records if r.getMessage().startswith("X3D weights:")]
+    assert len(report) == 1 and "loaded" in report[0] and str(folder / X3D_FILE) in report[0]
+
+
+def test_the_cost_of_a_recipe_is_measured_without_its_pretrained_weights(cache: Path) -> None:
+    report = cost_from_config(str(REPO / "configs" / "dfew.yaml"), iters=1)
+    assert "GFLOPs" in report and not _files(cache)

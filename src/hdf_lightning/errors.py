@@ -33,13 +33,12 @@ class RunFolderError(UserError, OSError):
     """The output folder cannot be written, or already holds another run's checkpoints."""
 
 
-def innermost_cause(err: BaseException) -> BaseException:
-    """The first exception of ``err``'s ``__cause__`` chain (the one raised first)."""
-    seen = {id(err)}
-    while err.__cause__ is not None and id(err.__cause__) not in seen:
-        err = err.__cause__
-        seen.add(id(err))
-    return err
+def _cause_chain(err: BaseException) -> list[BaseException]:
+    """``err`` and its ``__cause__`` chain, outermost first."""
+    chain = [err]
+    while chain[-1].__cause__ is not None and all(c is not chain[-1].__cause__ for c in chain):
+        chain.append(chain[-1].__cause__)
+    return chain
 
 
 def instantiation_error(err: ValueError) -> Exception:
@@ -47,12 +46,15 @@ def instantiation_error(err: ValueError) -> Exception:
 
     jsonargparse wraps the constructor's error (e.g. ``DFEW fold must be one of 1..5, got 6``) in
     a long "Does not validate against any of the Union subtypes" error; the constructor's own
-    error is its ``__cause__``. A :class:`UserError` is returned unchanged; any other cause becomes
-    a :class:`ConfigError` with the cause's message and the class being built.
+    error is its ``__cause__``. The outermost :class:`UserError` of the chain is returned unchanged
+    (it may itself be raised from a library error, e.g. a download's network error); otherwise
+    the innermost cause becomes a :class:`ConfigError` with its message and the class being built.
     """
-    cause = innermost_cause(err)
-    if isinstance(cause, UserError):
-        return cause
+    chain = _cause_chain(err)
+    user = next((c for c in chain if isinstance(c, UserError)), None)
+    if user is not None:
+        return user
+    cause = chain[-1]
     message = str(cause).strip() or type(cause).__name__
     text = str(err)
     marker = "class_path='"

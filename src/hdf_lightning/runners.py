@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 RESULT_FILE = "result.json"
 
 
-def build_cli(args: Sequence[str]) -> HDFCLI:
-    """Parse and instantiate a fit-style config without running a subcommand (``run=False``).
+def build_cli(args: Sequence[str], *, pretrained: bool = True) -> HDFCLI:
+    """Parse and instantiate a fit-style config without running a subcommand (``run=False``);
+    ``pretrained=False`` builds the network without its pretrained weights.
 
     Returns the :class:`~hdf_lightning.lit.lightning_cli.HDFCLI` with ``.model``,
     ``.datamodule`` and ``.trainer``.
@@ -36,7 +37,7 @@ def build_cli(args: Sequence[str]) -> HDFCLI:
     with warnings.catch_warnings():
         # the arguments come from ``args``, not from the ``hdf cv``/``hdf cost`` command line
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-        return make_cli(args, run=False)
+        return make_cli(args, run=False, pretrained=pretrained)
 
 
 def _metrics_of(results: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -158,7 +159,8 @@ def cost_from_config(
     config: str, *, batch_size: int = 1, iters: int = 5, device: str = "cpu"
 ) -> str:
     """Cost report of the model a fit config builds, at the DataModule's input size."""
-    cli = build_cli(["--config", config, "--trainer.logger=false"])
+    # the cost does not depend on the weights: nothing is downloaded for it
+    cli = build_cli(["--config", config, "--trainer.logger=false"], pretrained=False)
     dm = cli.datamodule
     shape = (3, int(dm.num_frames), int(dm.crop_size), int(dm.crop_size))
     report = measure_cost(cli.model.net, shape, batch_size=batch_size, device=device, iters=iters)

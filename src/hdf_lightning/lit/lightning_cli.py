@@ -131,8 +131,9 @@ class HDFCLI(LightningCLI):
     refused while the first lives.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pretrained: bool = True, **kwargs: Any) -> None:
         self._run_lock: RunLock | None = None
+        self.pretrained = pretrained
         try:
             super().__init__(*args, **kwargs)
         finally:
@@ -232,6 +233,9 @@ class HDFCLI(LightningCLI):
         _check_num_frames(cfg)
         if self.subcommand is not None:
             self._check_subcommand(self.subcommand, cfg)
+        evaluates_checkpoint = self.subcommand in EVALUATION_COMMANDS and cfg.get("ckpt_path")
+        if not self.pretrained or evaluates_checkpoint:
+            _without_pretrained_weights(cfg)
         trainer = cfg.trainer
         if trainer.logger is None or trainer.logger is True:
             root = Path(trainer.default_root_dir or "runs/default")
@@ -358,6 +362,16 @@ def _check_num_frames(cfg: Namespace) -> None:
         )
 
 
+def _without_pretrained_weights(cfg: Namespace) -> None:
+    """Build the network without its pretrained ``weights`` (a name or path) when they would be
+    replaced anyway: evaluating a checkpoint, or measuring cost. Nothing is read or downloaded,
+    so ``hdf test --config <a recipe> --ckpt_path ...`` works offline with an empty cache."""
+    key = "model.net.init_args.weights"
+    if cfg.get(key) is not None:
+        log.info("not loading %s: the checkpoint's weights replace them", cfg[key])
+        cfg[key] = None
+
+
 def _num_classes(datamodule: LightningDataModule) -> int:
     return int(datamodule.num_classes)  # type: ignore[attr-defined]
 
@@ -366,11 +380,13 @@ def _class_names(datamodule: LightningDataModule) -> list[str]:
     return list(datamodule.class_names)  # type: ignore[attr-defined]
 
 
-def make_cli(args: Sequence[str] | None, *, run: bool = True) -> HDFCLI:
+def make_cli(args: Sequence[str] | None, *, run: bool = True, pretrained: bool = True) -> HDFCLI:
     """The :class:`HDFCLI` of ``hdf``; with ``run=False`` it parses and instantiates the model,
-    DataModule and trainer of a fit-style config without running a subcommand."""
+    DataModule and trainer of a fit-style config without running a subcommand; with
+    ``pretrained=False`` the network is built without its pretrained ``weights``."""
     quiet_library_output()
     return HDFCLI(
+        pretrained=pretrained,
         model_class=HDFClassifier,
         datamodule_class=LightningDataModule,
         subclass_mode_data=True,

@@ -26,6 +26,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
+from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from hdf_lightning.checkpoints import module_nonfinite
@@ -288,6 +289,13 @@ class HDFClassifier(pl.LightningModule):
         """Clip the update's gradient norm (``grad_clip_norm``); gradients are un-scaled here."""
         if self.grad_clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip_norm)
+
+    def on_fit_start(self) -> None:
+        """Print what the network's pretrained ``weights`` loaded (tensors loaded, skipped, kept
+        at init), when it loaded any."""
+        report = getattr(self.net, "load_report", None)
+        if report is not None:
+            rank_zero_info(f"{type(self.net).__name__} weights: {report.summary()}")
 
     def on_train_end(self) -> None:
         """A fit never ends quietly on weights holding a NaN or an infinity.
