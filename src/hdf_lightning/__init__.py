@@ -33,6 +33,9 @@ _EXPORTS: dict[str, str] = {
     "CLASS_NAMES": "hdf_lightning.data",
     "DFEWDataModule": "hdf_lightning.data",
     "FERV39kDataModule": "hdf_lightning.data",
+    "MAFWDataModule": "hdf_lightning.data",
+    "RAVDESSDataModule": "hdf_lightning.data",
+    "CREMADDataModule": "hdf_lightning.data",
     "VideoCSVDataModule": "hdf_lightning.data",
     "SyntheticDFEWDataModule": "hdf_lightning.data",
     "HDFClassifier": "hdf_lightning.lit",
@@ -45,6 +48,7 @@ __all__ = [
     "M3DFEL",
     "SAM",
     "X3D",
+    "CREMADDataModule",
     "ClassificationLoss",
     "ClosureSAM",
     "DFEWDataModule",
@@ -52,6 +56,8 @@ __all__ = [
     "HDFClassifier",
     "HDFNet",
     "LossOutput",
+    "MAFWDataModule",
+    "RAVDESSDataModule",
     "SyntheticDFEWDataModule",
     "VideoCSVDataModule",
     "__version__",
@@ -67,8 +73,11 @@ __all__ = [
 if TYPE_CHECKING:
     from hdf_lightning.data import (
         CLASS_NAMES,
+        CREMADDataModule,
         DFEWDataModule,
         FERV39kDataModule,
+        MAFWDataModule,
+        RAVDESSDataModule,
         SyntheticDFEWDataModule,
         VideoCSVDataModule,
     )

@@ -1,7 +1,17 @@
-"""Data: DFEW / FERV39k / CSV readers, clip datasets, DataModules, verification and extraction."""
+"""Data: DFEW / FERV39k / MAFW / RAVDESS / CREMA-D / CSV readers, clip datasets, DataModules,
+verification and extraction."""
 
 from hdf_lightning.data import opencv as _opencv  # noqa: F401  (registers the at-fork hook)
 from hdf_lightning.data.classes import CLASS_NAMES, FERV39K_CLASS_MAP
+from hdf_lightning.data.corpora import (
+    ClassMap,
+    CREMADDataModule,
+    CREMADSplits,
+    MAFWDataModule,
+    MAFWSplits,
+    RAVDESSDataModule,
+    RAVDESSSplits,
+)
 from hdf_lightning.data.datamodules import (
     ClipDataModule,
     DFEWDataModule,
@@ -21,6 +31,8 @@ from hdf_lightning.data.errors import (
     DatasetError,
     DatasetNotFoundError,
     EmptyClipError,
+    FileNameError,
+    MissingClassError,
     MissingClipError,
     SplitFileError,
 )
@@ -30,7 +42,10 @@ from hdf_lightning.data.splits import CSVSplits, DFEWSplits, FERV39kSplits, Spli
 __all__ = [
     "CLASS_NAMES",
     "FERV39K_CLASS_MAP",
+    "CREMADDataModule",
+    "CREMADSplits",
     "CSVSplits",
+    "ClassMap",
     "ClipDataModule",
     "ClipDataset",
     "ClipRecord",
@@ -44,7 +59,13 @@ __all__ = [
     "EpochSampler",
     "FERV39kDataModule",
     "FERV39kSplits",
+    "FileNameError",
+    "MAFWDataModule",
+    "MAFWSplits",
+    "MissingClassError",
     "MissingClipError",
+    "RAVDESSDataModule",
+    "RAVDESSSplits",
     "SplitFileError",
     "SplitReader",
     "SyntheticDFEWDataModule",

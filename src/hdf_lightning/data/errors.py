@@ -32,3 +32,12 @@ class EmptyClipError(DatasetError, ValueError):
 
 class CorruptClipError(DatasetError, ValueError):
     """A frame or a video of a clip cannot be decoded."""
+
+
+class FileNameError(SplitFileError):
+    """A clip's file or folder name does not follow the corpus's naming code (RAVDESS and CREMA-D
+    encode the label in the name, so the name is the split record)."""
+
+
+class MissingClassError(SplitFileError):
+    """A class has no clip in a fold's training split."""
