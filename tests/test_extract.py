@@ -20,7 +20,14 @@ def test_extracted_folder_is_read_by_the_dfew_reader(tmp_path: Path) -> None:
     write_tiny_video(videos / "00012.mp4", 5)
     root = tmp_path / "dfew"
     result = extract_tree(videos, root / "Clip" / "clip_224x224", size=24)
-    assert result == {"videos": 2, "extracted": 2, "skipped": 0, "frames": 14, "failed": {}}
+    assert result == {
+        "videos": 2,
+        "extracted": 2,
+        "skipped": 0,
+        "frames": 14,
+        "failed": {},
+        "damaged": {},
+    }
     split = root / "EmoLabel_DataSplit" / "test(single-labeled)" / "set_1.csv"
     split.parent.mkdir(parents=True)
     split.write_text("video_name,label\n7,2\n12,5\n")

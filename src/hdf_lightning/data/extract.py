@@ -4,6 +4,10 @@ Frames are written to ``<id>.partial/`` and the folder is renamed to ``<id>/`` o
 has been decoded completely, so an existing ``<id>/`` with frames is always complete and a rerun
 skips it (idempotent). Faces are not detected or cropped: ``size`` only resizes the whole frame.
 
+The face crops of ``hdf data extract --faces`` (:mod:`hdf_lightning.inference.face_extract`) use
+the same layout, folder names, staging folder and damaged-video check (:func:`clip_name`,
+:func:`list_videos`, :func:`staged_folder`, :func:`damaged_video_error`).
+
 The frames written are the frames that decode (:func:`~hdf_lightning.data.video.iter_video_frames`,
 the loop every reader of the package uses). A video that decodes to fewer frames than its container
 declares (truncated or damaged, see :class:`~hdf_lightning.data.video.VideoLength`) is refused
@@ -13,8 +17,10 @@ as damaged in the result.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +56,52 @@ class DamagedVideoError(CorruptClipError):
 
 def _is_complete(folder: Path) -> bool:
     return folder.is_dir() and any(folder.glob("*.jpg"))
+
+
+def damaged_video_error(length: VideoLength) -> DamagedVideoError:
+    """The error refusing a damaged or truncated video, with both lengths."""
+    return DamagedVideoError(
+        f"{length.describe()}; not extracted (--keep_damaged true writes the frames that decode)",
+        length,
+    )
+
+
+def clip_name(video: Path, pad_ids: bool = True) -> str:
+    """The frame folder name of a video: its stem, numeric stems padded to 5 digits (DFEW ids)
+    when ``pad_ids``."""
+    stem = video.stem
+    return stem.zfill(5) if pad_ids and stem.isdigit() else stem
+
+
+def list_videos(videos_dir: Path) -> list[Path]:
+    """The video files of a folder (not recursive), sorted.
+
+    Raises:
+        DatasetNotFoundError: the folder does not exist.
+    """
+    if not videos_dir.is_dir():
+        raise DatasetNotFoundError(
+            f"video folder not found: {videos_dir}. Expected a folder of video files "
+            "(e.g. <DFEW root>/Clip/original/00001.mp4)."
+        )
+    return sorted(p for p in videos_dir.iterdir() if p.is_file() and is_video(p))
+
+
+@contextlib.contextmanager
+def staged_folder(out_dir: Path) -> Iterator[Path]:
+    """Yield ``<out_dir>.partial/`` (emptied) to write a clip into; renamed to ``out_dir`` when the
+    block ends without error, removed when it raises (so ``out_dir`` is complete or absent)."""
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+        if out_dir.exists():  # an empty leftover folder, or a clip made again
+            shutil.rmtree(out_dir)
+        partial.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
 
 
 def extract_frames(
@@ -93,41 +145,28 @@ def _decode_to_folder(
     video: Path, out_dir: Path, size: int | None, quality: int, keep_damaged: bool
 ) -> VideoLength:
     """:func:`extract_frames` without the complete-folder check; returns the video's length."""
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     count = 0
-    try:
-        with av.open(str(video)) as container:
-            if not container.streams.video:
-                raise CorruptClipError(f"{video}: no video stream, expected one")
-            stream = container.streams.video[0]
-            declared, fps = declared_frames(container, stream), frame_rate(stream)
-            for count, frame in enumerate(iter_video_frames(container, video), start=1):
-                image = frame.to_image()
-                if size is not None:
-                    image = image.resize((size, size), Image.Resampling.BILINEAR)
-                image.save(partial / FRAME_PATTERN.format(count), quality=quality)
-    except CorruptClipError:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    except ValueError as err:  # no frame decodes
-        shutil.rmtree(partial, ignore_errors=True)
-        raise EmptyClipError(f"{video}: no decodable frame, expected at least one") from err
-    except (av.error.FFmpegError, OSError) as err:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise CorruptClipError(f"{video}: cannot decode: {type(err).__name__}: {err}") from err
-    length = VideoLength(video, count, declared, fps)
-    if length.damaged and not keep_damaged:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise DamagedVideoError(
-            f"{length.describe()}; not extracted (--keep_damaged true writes the frames that "
-            "decode)",
-            length,
-        )
-    if out_dir.exists():  # an empty leftover folder
-        shutil.rmtree(out_dir)
-    partial.rename(out_dir)
+    with staged_folder(out_dir) as partial:
+        try:
+            with av.open(str(video)) as container:
+                if not container.streams.video:
+                    raise CorruptClipError(f"{video}: no video stream, expected one")
+                stream = container.streams.video[0]
+                declared, fps = declared_frames(container, stream), frame_rate(stream)
+                for count, frame in enumerate(iter_video_frames(container, video), start=1):
+                    image = frame.to_image()
+                    if size is not None:
+                        image = image.resize((size, size), Image.Resampling.BILINEAR)
+                    image.save(partial / FRAME_PATTERN.format(count), quality=quality)
+        except CorruptClipError:
+            raise
+        except (av.error.FFmpegError, OSError) as err:  # PyAV's errors are ValueErrors too
+            raise CorruptClipError(f"{video}: cannot decode: {type(err).__name__}: {err}") from err
+        except ValueError as err:  # no frame decodes
+            raise EmptyClipError(f"{video}: no decodable frame, expected at least one") from err
+        length = VideoLength(video, count, declared, fps)
+        if length.damaged and not keep_damaged:
+            raise damaged_video_error(length)
     return length
 
 
@@ -163,12 +202,7 @@ def extract_tree(
         DatasetNotFoundError: ``videos_dir`` does not exist.
     """
     videos_dir, out_root = Path(videos_dir), Path(out_root)
-    if not videos_dir.is_dir():
-        raise DatasetNotFoundError(
-            f"video folder not found: {videos_dir}. Expected a folder of video files "
-            "(e.g. <DFEW root>/Clip/original/00001.mp4)."
-        )
-    videos = sorted(p for p in videos_dir.iterdir() if p.is_file() and is_video(p))
+    videos = list_videos(videos_dir)
     result: dict[str, Any] = {
         "videos": len(videos),
         "extracted": 0,
@@ -178,8 +212,7 @@ def extract_tree(
         "damaged": {},
     }
     for video in videos:
-        stem = video.stem
-        out_dir = out_root / (stem.zfill(5) if pad_ids and stem.isdigit() else stem)
+        out_dir = out_root / clip_name(video, pad_ids)
         if _is_complete(out_dir):
             result["skipped"] += 1
             continue
