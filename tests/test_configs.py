@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from cli_utils import REPO
+from corpora_utils import build_cremad, build_mafw, build_ravdess
 from hdf_lightning.cli import main
 from hdf_lightning.data.synthetic import SynthConfig, generate_dfew, generate_ferv39k
 from hdf_lightning.models import R3D18_WEIGHTS, X3D_WEIGHTS
@@ -42,6 +43,21 @@ def ferv39k_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def corpus_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    """The data options of configs/{mafw,ravdess,cremad}.yaml on miniature trees (the face-crop
+    frame folders for RAVDESS and CREMA-D, five actors each for the five folds)."""
+    root = tmp_path_factory.mktemp("corpora")
+    mafw = build_mafw(root / "MAFW").root
+    ravdess = build_ravdess(root / "RAVDESS_faces", [1, 2, 3, 4, 5], frames=True).root
+    cremad = build_cremad(root / "CREMA-D_faces", [1001, 1002, 1003, 1004, 1005], frames=True)
+    return {
+        "mafw.yaml": [f"--data.root={mafw}"],
+        "ravdess.yaml": [f"--data.root={ravdess}", "--data.actors=[1, 2, 3, 4, 5]"],
+        "cremad.yaml": [f"--data.root={cremad.root}", f"--data.actors={list(range(1001, 1006))}"],
+    }
+
+
+@pytest.fixture(scope="module")
 def kinetics_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """torch.hub's cache holding the ``kinetics400`` files of X3D and r3d_18 (fabricated)."""
     with pytest.MonkeyPatch.context() as patch:
@@ -53,6 +69,7 @@ def kinetics_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 def test_every_config_is_covered_below() -> None:
     covered = {"demo.yaml", "dfew.yaml", "ferv39k.yaml", "m3dfel_dfew.yaml", "trainer/cpu.yaml"}
+    covered |= set(CORPORA)
     covered |= {f"ablations/{name}" for name in ABLATIONS} | set(GPU_PRESETS)
     assert set(ALL_CONFIGS) == covered
 
@@ -145,6 +162,15 @@ def test_ferv39k_config_runs(tmp_path: Path, ferv39k_root: Path) -> None:
         [f"--data.root={ferv39k_root}"],
         FOUR_FRAMES,
     )
+
+
+CORPORA = ["mafw.yaml", "ravdess.yaml", "cremad.yaml"]
+
+
+@pytest.mark.usefixtures("kinetics_cache")
+@pytest.mark.parametrize("name", CORPORA)
+def test_corpus_config_runs(tmp_path: Path, corpus_roots: dict[str, list[str]], name: str) -> None:
+    _fast_dev_run(tmp_path, ["--config", str(CONFIGS / name)], corpus_roots[name], FOUR_FRAMES)
 
 
 @pytest.mark.usefixtures("kinetics_cache")
