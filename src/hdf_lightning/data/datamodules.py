@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from hdf_lightning.data.datasets import ClipDataset, ClipRecord, collate_clips, scan_index
 from hdf_lightning.data.errors import DatasetError
+from hdf_lightning.data.face_crops import FaceCropRecord, clips_crop_record
 from hdf_lightning.data.samplers import DistributedWeightedSampler, EpochSampler, stratified_split
 from hdf_lightning.data.sampling import SAMPLERS
 from hdf_lightning.data.splits import CSVSplits, DFEWSplits, DFEWVariant, FERV39kSplits, SplitReader
@@ -206,6 +207,7 @@ class ClipDataModule(pl.LightningDataModule):
         self.dropped: dict[Stage, list[DatasetError]] = {}
         self._records: dict[Stage, list[ClipRecord]] = {}
         self._transforms: dict[bool, nn.Module] = {}
+        self._face_crop: tuple[FaceCropRecord | None] | None = None  # (record,) once read
 
     # -- splits --------------------------------------------------------------------------------
 
@@ -218,6 +220,17 @@ class ClipDataModule(pl.LightningDataModule):
     def num_classes(self) -> int:
         """Number of classes K."""
         return len(self.class_names)
+
+    @property
+    def face_crop(self) -> FaceCropRecord | None:
+        """How the training clips were cropped: the record of the ``manifest.json`` that ``hdf
+        data extract --faces`` wrote beside their folders, or None when they have none (DFEW's
+        own crops, the synthetic data) or were not all cropped the same way
+        (:func:`~hdf_lightning.data.face_crops.clips_crop_record`). Read once, on first use; the
+        inference record of every checkpoint stores it."""
+        if self._face_crop is None:
+            self._face_crop = (clips_crop_record(r.path for r in self.split_records("train")),)
+        return self._face_crop[0]
 
     def split_records(
         self, split: Stage, errors: list[DatasetError] | None = None

@@ -8,7 +8,9 @@ What a checkpoint carries:
 * ``datamodule_hyper_parameters``: the DataModule's (``num_frames``, ``crop_size``, ``load_size``,
   ``normalize``, ``sampler``);
 * ``hdf_inference`` (written by :class:`~hdf_lightning.inference.record.InferenceRecord`): the
-  network's ``class_path`` and ``init_args`` and the preprocessing, in one place.
+  network's ``class_path`` and ``init_args`` and the preprocessing, in one place, and
+  ``face_crop`` when the training clips were face crops of ``hdf data extract --faces``
+  (:class:`~hdf_lightning.data.face_crops.FaceCropRecord`).
 
 Checkpoints written without ``hdf_inference`` are read with the network configuration of the
 LightningCLI ``config.yaml`` saved beside the run (searched from the checkpoint's folder upwards),
@@ -28,6 +30,7 @@ import yaml
 from torch import Tensor, nn
 
 from hdf_lightning.checkpoints import check_checkpoint
+from hdf_lightning.data.face_crops import FaceCropRecord
 from hdf_lightning.data.transforms import KINETICS_MEAN, KINETICS_STD
 from hdf_lightning.errors import CheckpointError
 
@@ -110,12 +113,15 @@ class LoadedModel:
         preprocessing: see :class:`Preprocessing`.
         net_config: ``{"class_path": ..., "init_args": {...}}`` the network was built from.
         path: the checkpoint file.
+        face_crop: how the training clips were cropped, or None when the checkpoint does not
+            record it (clips not made by ``hdf data extract --faces``, older checkpoints).
     """
 
     net: nn.Module
     preprocessing: Preprocessing
     net_config: dict[str, Any]
     path: Path
+    face_crop: FaceCropRecord | None = None
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -275,4 +281,10 @@ def load_model(path: str | Path, *, config: str | Path | None = None) -> LoadedM
             f"checkpoint {file} does not fit the network {net_config['class_path']}: weights "
             + ", ".join(problems)
         )
-    return LoadedModel(net.eval(), preprocessing, dict(net_config), file)
+    face_crop = None
+    if record.get("face_crop") is not None:
+        try:
+            face_crop = FaceCropRecord.from_dict(record["face_crop"])
+        except ValueError as err:
+            raise CheckpointError(f"checkpoint {file}: unreadable face crop record: {err}") from err
+    return LoadedModel(net.eval(), preprocessing, dict(net_config), file, face_crop)

@@ -9,6 +9,11 @@ resized to a square (``load_size``). Inference on raw video must crop the same w
    smooths centre and size across frames;
 3. :func:`crop_square` cuts the square (side ``(1 + 2·margin)`` times the box) and resizes it.
 
+:class:`FaceCropper` runs the three steps on a video (:class:`FaceOptions` are its settings); it is
+the one implementation ``hdf predict`` and ``hdf data extract --faces`` share, so a network trained
+on extracted crops sees the same crops at inference, and :meth:`FaceCropper.record` describes them
+(:class:`~hdf_lightning.data.face_crops.FaceCropRecord`).
+
 Detectors: ``opencv`` (:class:`HaarFaceDetector`, OpenCV's bundled frontal-face Haar cascade: runs
 offline, nothing downloads), ``none`` (:class:`FullFrameDetector`: the video already is a face
 crop, as DFEW's clips are) or the import path of any class with the :class:`FaceDetector`
@@ -19,20 +24,30 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from hdf_lightning.data.face_crops import FRAME_SOURCE, FaceCropRecord
 from hdf_lightning.data.opencv import opencv
+
+if TYPE_CHECKING:
+    from hdf_lightning.inference.sources import FrameSource
 
 __all__ = [
     "DETECTORS",
+    "FaceCropper",
     "FaceDetector",
+    "FaceOptions",
     "FaceTrack",
     "FullFrameDetector",
     "HaarFaceDetector",
+    "StageClock",
+    "add_face_arguments",
     "crop_square",
     "make_detector",
     "track_faces",
@@ -314,3 +329,178 @@ def crop_square(
     shrink = region.shape[0] > size or region.shape[1] > size
     interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
     return cv2.resize(region, (size, size), interpolation=interpolation)
+
+
+# ---------------------------------------------------------------------------- detect, track, crop
+
+
+@dataclass
+class FaceOptions:
+    """How faces are found, followed and cropped (the ``--detector`` ... ``--min_face_fraction``
+    options of ``hdf predict`` and ``hdf data extract --faces``).
+
+    Attributes:
+        detector: ``opencv``, ``none`` (whole frames) or an import path (see
+            :func:`make_detector`).
+        detect_every: run the detector on every ``detect_every``-th frame.
+        detect_width: ... downscaled to this width.
+        margin: fraction of the face box added on each side of the crop.
+        smooth: frames of the moving average over box centre and side.
+        max_gap: join detections at most this many frames apart (None: ``2 × detect_every``).
+        min_face_fraction: the fraction of frames with a face below which a window (``hdf
+            predict``) or a clip (``hdf data extract --faces``) counts as having no face.
+    """
+
+    detector: str = "opencv"
+    detect_every: int = 5
+    detect_width: int = 320
+    margin: float = 0.15
+    smooth: int = 5
+    max_gap: int | None = None
+    min_face_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("detect_every", self.detect_every >= 1, ">= 1"),
+            ("detect_width", self.detect_width >= 32, ">= 32"),
+            ("margin", 0.0 <= self.margin <= 2.0, "in [0, 2]"),
+            ("smooth", self.smooth >= 1, ">= 1"),
+            ("min_face_fraction", 0.0 < self.min_face_fraction <= 1.0, "in (0, 1]"),
+        )
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"--{name} must be {expected}, got {getattr(self, name)}")
+        if self.max_gap is not None and self.max_gap < 0:
+            raise ValueError(f"--max_gap must be >= 0, got {self.max_gap}")
+
+    @property
+    def gap(self) -> int:
+        """``max_gap``, or its default ``2 × detect_every``."""
+        return self.max_gap if self.max_gap is not None else 2 * self.detect_every
+
+    @classmethod
+    def face_fields(cls, values: Any) -> dict[str, Any]:
+        """This class's fields taken from ``values`` (a parsed namespace or another options
+        object), as keyword arguments."""
+        return {name: getattr(values, name) for name in cls.__dataclass_fields__}
+
+
+def add_face_arguments(parser: Any) -> None:
+    """Add the :class:`FaceOptions` flags to an (jsonargparse or argparse) ``parser``."""
+    defaults = FaceOptions()
+    parser.add_argument(
+        "--detector",
+        type=str,
+        default=defaults.detector,
+        help="opencv (Haar cascade), none (videos already are face crops) or package.Class",
+    )
+    parser.add_argument("--detect_every", type=int, default=defaults.detect_every)
+    parser.add_argument("--detect_width", type=int, default=defaults.detect_width)
+    parser.add_argument(
+        "--margin", type=float, default=defaults.margin, help="crop margin per side"
+    )
+    parser.add_argument("--smooth", type=int, default=defaults.smooth, help="box smoothing frames")
+    parser.add_argument("--max_gap", type=int | None, default=None, help="default 2*detect_every")
+    parser.add_argument("--min_face_fraction", type=float, default=defaults.min_face_fraction)
+
+
+class StageClock(Protocol):
+    """Seconds spent per stage, added to by :class:`FaceCropper` (e.g. ``StageTimes``)."""
+
+    decode: float
+    detect: float
+    crop: float
+
+
+def _timed(iterator: Iterator[Any], times: StageClock) -> Iterator[Any]:
+    """Yield from ``iterator``, adding the time spent inside it to ``times.decode``."""
+    while True:
+        start = time.perf_counter()
+        try:
+            item = next(iterator)
+        except StopIteration:
+            times.decode += time.perf_counter() - start
+            return
+        times.decode += time.perf_counter() - start
+        yield item
+
+
+class FaceCropper:
+    """Detect, track and crop the face of a video: the crops ``hdf predict`` classifies and
+    ``hdf data extract --faces`` writes.
+
+    Two passes over a :class:`~hdf_lightning.inference.sources.FrameSource`: :meth:`track` decodes
+    every ``detect_every``-th frame at ``detect_width``, detects faces and tracks them over all
+    frames (:func:`track_faces`); :meth:`crops` decodes the wanted frames at full size and cuts
+    the square crop of each (:func:`crop_square`).
+
+    Args:
+        options: see :class:`FaceOptions`.
+        detector: a :class:`FaceDetector` (default: built from ``options.detector``).
+    """
+
+    def __init__(self, options: FaceOptions, detector: FaceDetector | None = None) -> None:
+        self.options = options
+        self.detector = detector if detector is not None else make_detector(options.detector)
+
+    @property
+    def full_frame(self) -> bool:
+        """The detector takes whole frames as the face (``--detector none``)."""
+        return bool(self.detector.full_frame)
+
+    def record(self, size: int) -> FaceCropRecord:
+        """How the crops at side ``size`` are made."""
+        o = self.options
+        if self.full_frame:
+            return FaceCropRecord(o.detector, None, size, None, None, None, None, FRAME_SOURCE)
+        return FaceCropRecord(
+            detector=o.detector,
+            margin=float(o.margin),
+            size=size,
+            detect_every=o.detect_every,
+            detect_width=o.detect_width,
+            smooth=o.smooth,
+            max_gap=o.gap,
+            frame_source=FRAME_SOURCE,
+        )
+
+    def track(self, source: FrameSource, times: StageClock) -> FaceTrack:
+        """Pass 1: faces on every ``detect_every``-th frame, tracked over all frames.
+
+        The pass decodes the whole video, so it also counts the frames that decode, which is
+        ``source.num_frames`` afterwards (without a detector, a counting pass does that).
+        """
+        k = self.options.detect_every
+        if self.full_frame:
+            start = time.perf_counter()
+            n = source.num_frames
+            times.decode += time.perf_counter() - start
+            box = np.array([0.0, 0.0, source.width, source.height], dtype=np.float32)
+            return FaceTrack(boxes=np.tile(box, (n, 1)), found=np.ones(n, dtype=bool))
+        detections: dict[int, np.ndarray] = {}
+        frames = source.read(lambda i: i % k == 0, width=self.options.detect_width)
+        for i, small in _timed(frames, times):
+            start = time.perf_counter()
+            boxes = np.asarray(self.detector.detect(small), dtype=np.float32).reshape(-1, 4)
+            detections[i] = boxes * (source.width / small.shape[1])
+            times.detect += time.perf_counter() - start
+        gap, smooth = self.options.gap, self.options.smooth
+        return track_faces(source.num_frames, detections, max_gap=gap, hold=k - 1, smooth=smooth)
+
+    def crops(
+        self,
+        source: FrameSource,
+        track: FaceTrack,
+        wanted: Callable[[int], bool],
+        *,
+        size: int,
+        times: StageClock,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Pass 2: ``(i, (size, size, 3) uint8 RGB crop)`` of the frames ``wanted(i)`` accepts, in
+        order (whole frames resized for a full-frame detector)."""
+        for i, frame in _timed(source.read(wanted), times):
+            start = time.perf_counter()
+            box = None if self.full_frame else track.boxes[i]
+            crop = crop_square(frame, box, margin=self.options.margin, size=size)
+            times.crop += time.perf_counter() - start
+            yield i, crop

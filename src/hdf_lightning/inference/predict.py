@@ -28,7 +28,6 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,16 +35,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from hdf_lightning.data.face_crops import FaceCropRecord
 from hdf_lightning.data.transforms import ClipEval
 from hdf_lightning.data.video import VideoLength
 from hdf_lightning.errors import RunFolderError
 from hdf_lightning.inference.checkpoint import CheckpointError, LoadedModel, load_model
 from hdf_lightning.inference.face import (
+    FaceCropper,
     FaceDetector,
-    FaceTrack,
-    crop_square,
+    FaceOptions,
+    add_face_arguments,
     make_detector,
-    track_faces,
 )
 from hdf_lightning.inference.sources import FrameSource, InputError, collect_inputs, open_source
 from hdf_lightning.inference.windows import ShortVideoError, Window, parse_span, sliding_windows
@@ -68,38 +68,25 @@ STAGES = ("decode", "detect", "crop", "model")
 
 
 @dataclass
-class PredictOptions:
-    """Options of ``hdf predict`` (the CLI flags of the same names)."""
+class PredictOptions(FaceOptions):
+    """Options of ``hdf predict`` (the CLI flags of the same names; the face options are
+    :class:`~hdf_lightning.inference.face.FaceOptions`')."""
 
     window: str = "2s"
     stride: str = "0.5s"
-    detector: str = "opencv"
-    detect_every: int = 5
-    detect_width: int = 320
-    margin: float = 0.15
-    smooth: int = 5
-    max_gap: int | None = None
-    min_face_fraction: float = 0.5
     fps: float = 25.0
     batch_size: int = 1  # per clip, batch 1 is the cheapest on a CPU; raise it on a GPU
     device: str = "cpu"
     timeline: bool = True
 
     def __post_init__(self) -> None:
-        checks = (
-            ("detect_every", self.detect_every >= 1, ">= 1"),
-            ("detect_width", self.detect_width >= 32, ">= 32"),
-            ("margin", 0.0 <= self.margin <= 2.0, "in [0, 2]"),
-            ("smooth", self.smooth >= 1, ">= 1"),
-            ("min_face_fraction", 0.0 < self.min_face_fraction <= 1.0, "in (0, 1]"),
+        super().__post_init__()
+        for name, ok, expected in (
             ("fps", self.fps > 0, "> 0"),
             ("batch_size", self.batch_size >= 1, ">= 1"),
-        )
-        for name, ok, expected in checks:
+        ):
             if not ok:
                 raise ValueError(f"--{name} must be {expected}, got {getattr(self, name)}")
-        if self.max_gap is not None and self.max_gap < 0:
-            raise ValueError(f"--max_gap must be >= 0, got {self.max_gap}")
 
 
 @dataclass
@@ -148,6 +135,7 @@ class VideoResult:
     length: int
     stride: int
     video_length: VideoLength | None = None
+    face_crop: FaceCropRecord | None = None
     windows: list[WindowResult] = field(default_factory=list)
     times: StageTimes = field(default_factory=StageTimes)
     wall: float = 0.0
@@ -178,19 +166,6 @@ class VideoResult:
         return np.stack([w.probs for w in faces if w.probs is not None]).mean(axis=0)
 
 
-def _timed(iterator: Iterator[Any], times: StageTimes) -> Iterator[Any]:
-    """Yield from ``iterator``, adding the time spent inside it to ``times.decode``."""
-    while True:
-        start = time.perf_counter()
-        try:
-            item = next(iterator)
-        except StopIteration:
-            times.decode += time.perf_counter() - start
-            return
-        times.decode += time.perf_counter() - start
-        yield item
-
-
 class Predictor:
     """Runs the network of a checkpoint on videos.
 
@@ -208,37 +183,36 @@ class Predictor:
     ) -> None:
         self.model = model
         self.options = options
-        self.detector = detector if detector is not None else make_detector(options.detector)
+        self.faces = FaceCropper(options, detector)
+        self.detector = self.faces.detector
         self.device = torch.device(options.device)
         self.net = model.net.to(self.device).eval()
         pre = model.preprocessing
         self.transform = ClipEval(size=pre.crop_size, mean=pre.mean, std=pre.std).to(self.device)
 
+    @property
+    def face_crop(self) -> FaceCropRecord:
+        """How this predictor crops faces (at the checkpoint's ``load_size``)."""
+        return self.faces.record(self.model.preprocessing.load_size)
+
+    def crop_mismatch(self) -> str | None:
+        """One line when the checkpoint was trained on face crops made differently from this
+        predictor's, else None (also when the checkpoint does not record its crops)."""
+        trained = self.model.face_crop
+        if trained is None:
+            return None
+        differences = trained.differences(self.face_crop)
+        if not differences:
+            return None
+        listed = ", ".join(f"{name} {mine} (this run: {ours})" for name, mine, ours in differences)
+        flags = [f"--{name} {mine}" for name, mine, _ in differences if hasattr(self.options, name)]
+        advice = f": pass {' '.join(flags)} to crop as in training" if flags else ""
+        return (
+            f"{self.model.path} was trained on face crops made with {listed}; crops made "
+            f"differently can lower the accuracy{advice}"
+        )
+
     # -------------------------------------------------------------------------------- passes
-    def _detect(self, source: FrameSource, times: StageTimes) -> FaceTrack:
-        """Pass 1: faces on every ``detect_every``-th frame, tracked over all frames.
-
-        The pass decodes the whole video, so it also counts the frames that decode, which is
-        ``source.num_frames`` afterwards (without a detector, a counting pass does that).
-        """
-        k = self.options.detect_every
-        if self.detector.full_frame:
-            start = time.perf_counter()
-            n = source.num_frames
-            times.decode += time.perf_counter() - start
-            box = np.array([0.0, 0.0, source.width, source.height], dtype=np.float32)
-            return FaceTrack(boxes=np.tile(box, (n, 1)), found=np.ones(n, dtype=bool))
-        detections: dict[int, np.ndarray] = {}
-        frames = source.read(lambda i: i % k == 0, width=self.options.detect_width)
-        for i, small in _timed(frames, times):
-            start = time.perf_counter()
-            boxes = np.asarray(self.detector.detect(small), dtype=np.float32).reshape(-1, 4)
-            detections[i] = boxes * (source.width / small.shape[1])
-            times.detect += time.perf_counter() - start
-        n = source.num_frames
-        max_gap = self.options.max_gap if self.options.max_gap is not None else 2 * k
-        return track_faces(n, detections, max_gap=max_gap, hold=k - 1, smooth=self.options.smooth)
-
     def _classify(self, clips: list[np.ndarray], times: StageTimes) -> np.ndarray:
         """``B`` clips ``(T, L, L, 3)`` uint8 -> probabilities ``(B, K)``."""
         start = time.perf_counter()
@@ -262,7 +236,7 @@ class Predictor:
         length = parse_span(options.window, source.fps, name="--window")
         stride = parse_span(options.stride, source.fps, name="--stride")
         times = StageTimes()
-        track = self._detect(source, times)  # also counts the frames that decode
+        track = self.faces.track(source, times)  # also counts the frames that decode
         num_frames = source.num_frames
         try:
             windows = sliding_windows(
@@ -284,6 +258,7 @@ class Predictor:
             length=length,
             stride=stride,
             video_length=source.length,
+            face_crop=self.face_crop,
             times=times,
         )
 
@@ -326,12 +301,11 @@ class Predictor:
                 pending.clear()
 
         if needed:
-            frames = source.read(needed.__contains__)
-            for i, frame in _timed(frames, times):
-                start = time.perf_counter()
-                box = None if self.detector.full_frame else track.boxes[i]
-                crops[i] = crop_square(frame, box, margin=options.margin, size=pre.load_size)
-                times.crop += time.perf_counter() - start
+            faces = self.faces.crops(
+                source, track, needed.__contains__, size=pre.load_size, times=times
+            )
+            for i, crop in faces:
+                crops[i] = crop
                 while cursor < len(order) and max(plan[order[cursor]]) <= i:
                     index = order[cursor]
                     pending.append((index, np.stack([crops[j] for j in plan[index]])))
@@ -371,6 +345,16 @@ def _round(values: np.ndarray) -> list[float]:
 
 def _probs_dict(names: tuple[str, ...], probs: np.ndarray | None) -> dict[str, float] | None:
     return None if probs is None else dict(zip(names, _round(probs), strict=True))
+
+
+def _crop_records(face_crop: FaceCropRecord | None, model: LoadedModel) -> dict[str, Any]:
+    """``face_crop`` (the crops made here) and ``checkpoint_face_crop`` (those the checkpoint
+    was trained on; None when it does not record them) for the outputs."""
+    trained = model.face_crop
+    return {
+        "face_crop": None if face_crop is None else face_crop.to_dict(),
+        "checkpoint_face_crop": None if trained is None else trained.to_dict(),
+    }
 
 
 def video_summary(result: VideoResult, names: tuple[str, ...]) -> dict[str, Any]:
@@ -427,14 +411,8 @@ def write_outputs(
             "length_s": round(result.length / result.fps, 4),
             "stride_s": round(result.stride / result.fps, 4),
         },
-        "face": {
-            "detector": options.detector,
-            "detect_every": options.detect_every,
-            "detect_width": options.detect_width,
-            "margin": options.margin,
-            "smooth": options.smooth,
-            "min_face_fraction": options.min_face_fraction,
-        },
+        **_crop_records(result.face_crop, model),
+        "min_face_fraction": options.min_face_fraction,
     }
     lines = [json.dumps(header)]
     table = io.StringIO()
@@ -554,20 +532,7 @@ def _parser() -> Any:
     defaults = PredictOptions()
     parser.add_argument("--window", type=str, default=defaults.window, help="'2s' or '50f'")
     parser.add_argument("--stride", type=str, default=defaults.stride, help="'0.5s' or '12f'")
-    parser.add_argument(
-        "--detector",
-        type=str,
-        default=defaults.detector,
-        help="opencv (Haar cascade), none (videos already are face crops) or package.Class",
-    )
-    parser.add_argument("--detect_every", type=int, default=defaults.detect_every)
-    parser.add_argument("--detect_width", type=int, default=defaults.detect_width)
-    parser.add_argument(
-        "--margin", type=float, default=defaults.margin, help="crop margin per side"
-    )
-    parser.add_argument("--smooth", type=int, default=defaults.smooth, help="box smoothing frames")
-    parser.add_argument("--max_gap", type=int | None, default=None, help="default 2*detect_every")
-    parser.add_argument("--min_face_fraction", type=float, default=defaults.min_face_fraction)
+    add_face_arguments(parser)
     parser.add_argument("--fps", type=float, default=defaults.fps, help="fps of frame folders")
     parser.add_argument("--batch_size", type=int, default=defaults.batch_size)
     parser.add_argument("--device", type=str, default=defaults.device)
@@ -591,15 +556,9 @@ def predict_main(argv: list[str]) -> int:
     cfg = _parser().parse_args(argv)
     try:
         options = PredictOptions(
+            **FaceOptions.face_fields(cfg),
             window=cfg.window,
             stride=cfg.stride,
-            detector=cfg.detector,
-            detect_every=cfg.detect_every,
-            detect_width=cfg.detect_width,
-            margin=cfg.margin,
-            smooth=cfg.smooth,
-            max_gap=cfg.max_gap,
-            min_face_fraction=cfg.min_face_fraction,
             fps=cfg.fps,
             batch_size=cfg.batch_size,
             device=cfg.device,
@@ -615,6 +574,9 @@ def predict_main(argv: list[str]) -> int:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     predictor = Predictor(model, options, detector)
+    mismatch = predictor.crop_mismatch()
+    if mismatch is not None:
+        print(f"WARN {mismatch}", file=sys.stderr)
     names = model.preprocessing.class_names
     out: Path = cfg.out
     items, problems = collect_inputs([Path(p) for p in cfg.inputs])
@@ -652,6 +614,7 @@ def predict_main(argv: list[str]) -> int:
         "checkpoint": str(model.path.resolve()),
         "network": model.net_config.get("class_path"),
         "preprocessing": model.preprocessing.to_dict(),
+        **_crop_records(predictor.face_crop, model),
         "options": {k: getattr(options, k) for k in options.__dataclass_fields__},
         "videos": videos,
         "failed": failed,

@@ -1,7 +1,10 @@
 """A callback that writes what inference needs into every checkpoint.
 
-``checkpoint["hdf_inference"] = {"net": {"class_path", "init_args"}, "preprocessing": {...}}``, so
-``hdf predict`` and ``hdf export`` rebuild the network and prepare clips from the checkpoint alone.
+``checkpoint["hdf_inference"] = {"net": {"class_path", "init_args"}, "preprocessing": {...},
+"face_crop": {...}}``, so ``hdf predict`` and ``hdf export`` rebuild the network and prepare clips
+from the checkpoint alone. ``face_crop`` is the DataModule's ``face_crop`` (how its clips were
+cropped, :class:`~hdf_lightning.data.face_crops.FaceCropRecord`), present when the DataModule
+knows it (clips of ``hdf data extract --faces``).
 The network's configuration comes from the LightningCLI config of the run (the
 ``SaveConfigCallback`` the CLI adds holds it); outside the CLI, from the network's constructor
 arguments that are stored as attributes of the same name.
@@ -83,4 +86,7 @@ class InferenceRecord(pl.Callback):
                 "sampler": str(getattr(datamodule, "sampler", "segment")),
                 "class_names": [str(n) for n in names],
             }
+        face_crop = getattr(datamodule, "face_crop", None)
+        if face_crop is not None:
+            record["face_crop"] = _plain(face_crop.to_dict())
         checkpoint["hdf_inference"] = record
