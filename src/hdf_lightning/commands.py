@@ -23,6 +23,8 @@ from hdf_lightning.data.extract import extract_tree
 from hdf_lightning.data.synthetic import SynthConfig, generate_dfew, generate_ferv39k
 from hdf_lightning.data.verify import format_report, verify_datamodule
 from hdf_lightning.errors import ConfigError, instantiation_error
+from hdf_lightning.inference.face import FaceOptions, add_face_arguments
+from hdf_lightning.inference.face_extract import FaceExtractOptions, extract_faces
 from hdf_lightning.runners import cost_from_config, run_cross_validation
 
 log = logging.getLogger(__name__)
@@ -105,10 +107,23 @@ def data_main(argv: list[str]) -> int:
     verify.add_argument("--decode", type=bool, default=True, help="decode every frame/video")
     sub.add_subcommand("verify", verify)
 
-    extract = ArgumentParser(description="Decode videos into DFEW-style frame folders (PyAV).")
+    extract = ArgumentParser(
+        description=(
+            "Decode videos into DFEW-style frame folders (PyAV); with --faces, into face crops "
+            "cut as hdf predict cuts them, with <out>/manifest.json."
+        )
+    )
     extract.add_argument("--videos", type=Path, required=True, help="folder of video files")
     extract.add_argument("--out", type=Path, required=True, help="output root of frame folders")
-    extract.add_argument("--size", type=int | None, default=None, help="square frame size")
+    extract.add_argument(
+        "--faces", type=bool, default=False, help="write face crops (the hdf predict crop)"
+    )
+    extract.add_argument(
+        "--size",
+        type=int | None,
+        default=None,
+        help=f"square frame size (whole frames: native size; --faces: {FaceExtractOptions.size})",
+    )
     extract.add_argument("--quality", type=int, default=95)
     extract.add_argument(
         "--keep_damaged",
@@ -116,6 +131,8 @@ def data_main(argv: list[str]) -> int:
         default=False,
         help="write the frames that decode of truncated or damaged videos (refused by default)",
     )
+    extract.add_argument("--workers", type=int, default=1, help="processes over videos (--faces)")
+    add_face_arguments(extract)
     sub.add_subcommand("extract", extract)
 
     overrides, rest = split_data_overrides(argv)
@@ -153,9 +170,26 @@ def _data_verify(config: str | None, decode: bool, overrides: list[str]) -> int:
 
 def _data_extract(cfg: Any) -> int:
     """Extract every video; exit 1 with a summary on stderr when any video failed."""
-    result = extract_tree(
-        cfg.videos, cfg.out, size=cfg.size, quality=cfg.quality, keep_damaged=cfg.keep_damaged
-    )
+    face = FaceOptions.face_fields(cfg)
+    if cfg.faces:
+        try:
+            options = FaceExtractOptions(
+                **face,
+                size=FaceExtractOptions.size if cfg.size is None else cfg.size,
+                quality=cfg.quality,
+                keep_damaged=cfg.keep_damaged,
+            )
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        result = extract_faces(cfg.videos, cfg.out, options, workers=cfg.workers)
+    else:
+        changed = [f"--{k}" for k, v in face.items() if v != getattr(FaceOptions, k)]
+        changed += ["--workers"] if cfg.workers != 1 else []
+        if changed:
+            raise ConfigError(f"{', '.join(changed)}: only used with --faces true")
+        result = extract_tree(
+            cfg.videos, cfg.out, size=cfg.size, quality=cfg.quality, keep_damaged=cfg.keep_damaged
+        )
     print(json.dumps(result, indent=2, default=str))
     failed: dict[str, str] = result["failed"]
     for video, length in result["damaged"].items():
