@@ -182,6 +182,19 @@ def test_folds_are_subject_independent(
     assert sorted(tested) == sorted(r.clip_id for r in selected)  # each clip tested exactly once
 
 
+def test_fold_0_puts_the_whole_corpus_in_both_splits(
+    ravdess: CorpusTree, cremad: CorpusTree, mafw: CorpusTree
+) -> None:
+    for dm, count in (
+        (_ravdess(ravdess.root, fold=0), 4 * 10),
+        (_cremad(cremad.root, fold=0), 4 * 8),
+        (_mafw(mafw.root, fold=0), 33),
+    ):
+        train, test = dm.split_records("train"), dm.split_records("test")
+        assert len(test) == count and sorted(r.path for r in train) == sorted(r.path for r in test)
+    assert _ravdess(ravdess.root, fold=0).splits.describe() == "RAVDESS, all 4 actors (fold 0)"  # type: ignore[attr-defined]
+
+
 def test_fold_options_are_checked_without_io(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"fold must be in 1\.\.2"):
         _ravdess(tmp_path / "absent", fold=3)
@@ -569,7 +582,7 @@ def test_cross_corpus_test_of_a_ravdess_model_on_cremad(
         "--config",
         str(REPO / "configs" / "demo.yaml"),
         *TINY_NET,
-        *_data_args("cremad", cremad, mapped),
+        *_data_args("cremad", cremad, mapped, "--data.fold=0"),  # all of CREMA-D
         "--data.crop_size=32",
         "--data.batch_size=4",
         "--data.num_workers=0",

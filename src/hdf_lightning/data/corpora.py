@@ -34,6 +34,8 @@ component (the clip) is used, under ``<root>/data/<variant>/``.
 **Folds.** MAFW has its own 5 folds. RAVDESS and CREMA-D have none: their clips are split by actor
 (:func:`actor_folds`: the sorted actors in ``num_folds`` contiguous blocks, fold k tests block k),
 so that no actor is in two splits; a ``split_file`` (``clip,split`` rows) replaces the folds.
+``fold=0`` puts the whole corpus in both splits: for training on all of it, or for testing on all
+of it a model trained on another corpus.
 
 **Class maps.** ``class_map`` relabels a corpus onto shared classes for cross-corpus testing
 (:class:`ClassMap`): ``dfew7`` (DFEW's seven, in DFEW order), ``shared6`` (the six all five corpora
@@ -349,8 +351,11 @@ class _ActorSplits:
                 )
         if self.split_file is None:
             actor_folds(self.fold_actors, self.num_folds)  # raises for num_folds out of range
-            if not 1 <= self.fold <= self.num_folds:
-                raise ValueError(f"fold must be in 1..{self.num_folds}, got {self.fold}")
+            if not 0 <= self.fold <= self.num_folds:
+                raise ValueError(
+                    f"fold must be in 1..{self.num_folds} (or 0: every clip in both splits), "
+                    f"got {self.fold}"
+                )
 
     # -- what subclasses provide ---------------------------------------------------------------
 
@@ -389,9 +394,12 @@ class _ActorSplits:
         return self.class_map.target if self.class_map is not None else self.source_classes
 
     def describe(self) -> str:
-        """``RAVDESS fold 1 of 5 (test actors 1-5)`` or ``RAVDESS split file <path>``."""
+        """``RAVDESS fold 1 of 5 (test actors 1-5)``, ``RAVDESS split file <path>`` or
+        ``RAVDESS, all 24 actors (fold 0)``."""
         if self.split_file is not None:
             return f"{self.corpus} split file {self.split_file}"
+        if self.fold == 0:
+            return f"{self.corpus}, all {len(self.fold_actors)} actors (fold 0)"
         folds = actor_folds(self.fold_actors, self.num_folds)
         tested = sorted(a for a, k in folds.items() if k == self.fold)
         return f"{self.corpus} fold {self.fold} of {self.num_folds} (test actors {_span(tested)})"
@@ -414,7 +422,9 @@ class _ActorSplits:
             log.info("%s: ignored %s", self.root, counts)
         wanted = set(expected)
         records = [r for r in self._select(listing.records) if _actor(r) in wanted]
-        if rows is None:
+        if rows is None and self.fold == 0:
+            problems = [e for _, e in listing.problems]
+        elif rows is None:
             folds = actor_folds(self.fold_actors, self.num_folds)
             tested = split == "test"
             records = [r for r in records if (folds[_actor(r)] == self.fold) == tested]
@@ -899,7 +909,7 @@ class CREMADSplits(_ActorSplits):
 # ------------------------------------------------------------------------------------ MAFW
 
 MAFW_FOLDS: tuple[int, ...] = (1, 2, 3, 4, 5)
-"""MAFW's 5 folds."""
+"""MAFW's 5 folds (0: every clip in both splits)."""
 MAFW_VARIANTS: Mapping[str, tuple[str, ClipKind]] = {
     "faces": ("data/faces", "frames"),
     "frames": ("data/frames", "frames"),
@@ -929,7 +939,7 @@ class MAFWSplits:
 
     Args:
         root: MAFW root, holding ``data/`` (and ``Train & Test Set/`` for annotation ``mafw``).
-        fold: 1..5.
+        fold: 1..5, or 0: every clip (fold 1's train and test files) in both splits.
         variant: ``faces`` (``data/faces``), ``frames`` (``data/frames``) or ``video``
             (``data/clips/<clip>.mp4``).
         annotation: ``mafw``, ``dfer-clip`` or ``mae-dfer``.
@@ -947,8 +957,8 @@ class MAFWSplits:
     has_val_split: bool = False
 
     def __post_init__(self) -> None:
-        if self.fold not in MAFW_FOLDS:
-            raise ValueError(f"MAFW fold must be one of 1..5, got {self.fold}")
+        if self.fold not in (0, *MAFW_FOLDS):
+            raise ValueError(f"MAFW fold must be one of 1..5 (or 0: every clip), got {self.fold}")
         if self.variant not in MAFW_VARIANTS:
             raise ValueError(
                 f"variant must be one of {sorted(MAFW_VARIANTS)}, got {self.variant!r}"
@@ -962,27 +972,48 @@ class MAFWSplits:
     def class_names(self) -> tuple[str, ...]:
         return self.class_map.target if self.class_map is not None else MAFW_CLASS_NAMES
 
-    def split_file(self, split: Split) -> Path:
-        """The split file of ``split`` for this fold and annotation format."""
+    def split_file(self, split: Split, fold: int | None = None) -> Path:
+        """The split file of ``split`` for ``fold`` (default this reader's) in its format."""
+        fold = self.fold if fold is None else fold
         if self.annotation == "mafw":
             folder = self.annotation_dir or self.root / MAFW_SPLIT_DIR
-            return folder / f"set_{self.fold}" / f"{split}.txt"
+            return folder / f"set_{fold}" / f"{split}.txt"
         folder = self.annotation_dir or self.root / "annotation"
         if self.annotation == "dfer-clip":
-            return folder / f"MAFW_set_{self.fold}_{split}.txt"
-        return folder / f"split0{self.fold}" / f"{split}.csv"
+            return folder / f"MAFW_set_{fold}_{split}.txt"
+        return folder / f"split0{fold}" / f"{split}.csv"
 
     def read(self, split: Split, errors: list[DatasetError] | None) -> list[ClipRecord]:
         if split not in ("train", "test"):
             raise ValueError(f"{type(self).__name__} has no {split} split of its own")
         clip_folder, kind = MAFW_VARIANTS[self.variant]
         clip_dir = self.root / clip_folder
-        path = self.split_file(split)
+        paths = (
+            [self.split_file("train", 1), self.split_file("test", 1)]
+            if self.fold == 0
+            else [self.split_file(split)]
+        )
         for what, folder in (("MAFW root", self.root), ("MAFW clip folder", clip_dir)):
             if not folder.is_dir():
                 raise DatasetNotFoundError(
                     f"{what} not found: {folder}. Expected layout: {MAFW_LAYOUT}. {MAFW_ORIGIN}"
                 )
+        records: list[ClipRecord] = []
+        for path in paths:
+            records += self._read_file(path, clip_dir, kind, errors)
+        where = "all clips" if self.fold == 0 else f"fold {self.fold}"
+        what = f"MAFW {where}, {split} split ({', '.join(map(str, paths))})"
+        required: Sequence[str] = MAFW_CLASS_NAMES
+        if self.class_map is not None:
+            records = self.class_map.apply(records, what)
+            required = [self.class_map.target[i] for i in self.class_map.index if i is not None]
+        _check_classes(records, list(dict.fromkeys(required)), self.class_names, split, what)
+        return records
+
+    def _read_file(
+        self, path: Path, clip_dir: Path, kind: ClipKind, errors: list[DatasetError] | None
+    ) -> list[ClipRecord]:
+        """The records of one split file."""
         if not path.is_file():
             raise DatasetNotFoundError(
                 f"MAFW split file not found: {path}. Expected layout: {MAFW_LAYOUT}. {MAFW_ORIGIN}"
@@ -1007,12 +1038,6 @@ class MAFWSplits:
                     )
                     continue
                 records.append(ClipRecord(found, label, clip, kind, where))
-        what = f"MAFW fold {self.fold}, {split} split ({path})"
-        required: Sequence[str] = MAFW_CLASS_NAMES
-        if self.class_map is not None:
-            records = self.class_map.apply(records, what)
-            required = [self.class_map.target[i] for i in self.class_map.index if i is not None]
-        _check_classes(records, list(dict.fromkeys(required)), self.class_names, split, what)
         return records
 
     def _parse(self, fields: Sequence[str]) -> tuple[str, int]:
@@ -1047,7 +1072,7 @@ class MAFWDataModule(ClipDataModule):
 
     Args:
         root: MAFW root, holding ``data/`` and the split files.
-        fold: 1..5.
+        fold: 1..5; 0 puts every clip in both splits (see :class:`MAFWSplits`).
         variant: ``faces`` (``data/faces``), ``frames`` (``data/frames``) or ``video``.
         annotation: split file format: ``mafw`` (as MAFW ships them), ``dfer-clip`` or
             ``mae-dfer`` (those code bases' annotation files).
@@ -1091,7 +1116,8 @@ class RAVDESSDataModule(ClipDataModule):
         variant: ``video`` (MP4 files) or ``frames`` (frame folders of the same layout).
         modality: ``video_only`` (``02-``), ``audio_video`` (``01-``) or ``both``.
         vocal_channel: ``speech`` (8 classes), ``song`` (6) or ``both`` (8).
-        fold: the fold tested, 1..``num_folds``.
+        fold: the fold tested, 1..``num_folds``; 0 puts every clip in both splits (training on
+            the whole corpus, or testing a model trained on another corpus on all of it).
         num_folds: folds of actors (:func:`actor_folds`).
         actors: the actors used (default all 24; each needs its ``Actor_nn`` folder).
         split_file: ``clip,split`` CSV replacing the folds.
@@ -1138,7 +1164,8 @@ class CREMADDataModule(ClipDataModule):
     Args:
         root: CREMA-D root, holding ``VideoFlash/`` (or its face crops).
         variant: ``video`` (FLV files) or ``frames`` (frame folders of the same layout).
-        fold: the fold tested, 1..``num_folds``.
+        fold: the fold tested, 1..``num_folds``; 0 puts every clip in both splits (training on
+            the whole corpus, or testing a model trained on another corpus on all of it).
         num_folds: folds of actors (:func:`actor_folds`).
         actors: the actors used (default all 91; each needs clips).
         split_file: ``clip,split`` CSV replacing the folds.
