@@ -290,6 +290,46 @@ def test_frame_folders_of_the_same_layout(tmp_path: Path) -> None:
     assert {r.kind for r in records} == {"frames"} and len(records) == 8
 
 
+def _extract_faces(
+    videos: Path, out: Path, monkeypatch: pytest.MonkeyPatch, capsys: object
+) -> None:
+    """``hdf data extract --faces`` of one folder (whole frames: the tiny clips are all face)."""
+    args = ["data", "extract", "--faces=true", f"--videos={videos}", f"--out={out}"]
+    code, err = run_console([*args, "--detector=none", "--size=32"], monkeypatch, capsys)
+    assert code == 0, err
+
+
+def test_raw_videos_to_face_crops_in_the_corpus_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ravdess = build_ravdess(tmp_path / "RAVDESS", [1, 2])
+    crops = tmp_path / "RAVDESS_faces"
+    for actor in ("Actor_01", "Actor_02"):
+        _extract_faces(ravdess.root / actor, crops / actor, monkeypatch, capsys)
+    cremad = build_cremad(tmp_path / "CREMA-D", [1001, 1002])
+    cremad_crops = tmp_path / "CREMA-D_faces"
+    _extract_faces(cremad.root / "VideoFlash", cremad_crops / "VideoFlash", monkeypatch, capsys)
+    for videos, frames in (
+        (_ravdess(ravdess.root, actors=[1, 2]), _ravdess(crops, actors=[1, 2], variant="frames")),
+        (
+            _cremad(cremad.root, actors=[1001, 1002]),
+            _cremad(cremad_crops, actors=[1001, 1002], variant="frames"),
+        ),
+    ):
+        for split in ("train", "test"):
+            read = frames.split_records(split)
+            assert [(r.clip_id, r.label) for r in read] == [
+                (r.clip_id, r.label) for r in videos.split_records(split)
+            ]
+            assert {r.kind for r in read} == {"frames"}
+        assert frames.face_crop is not None and frames.face_crop.detector == "none"
+        assert verify_datamodule(frames, decode=True).ok
+    data = ["--data=hdf_lightning.data.RAVDESSDataModule", f"--data.root={crops}"]
+    data += ["--data.variant=frames", "--data.actors=[1, 2]", "--data.num_folds=2"]
+    code, _ = run_console(["data", "verify", *data], monkeypatch, capsys)
+    assert code == 0
+
+
 def test_mafw_reads_its_split_files(mafw: CorpusTree) -> None:
     dm = _mafw(mafw.root, fold=2)
     assert dm.class_names == list(MAFW_CLASS_NAMES) and dm.num_classes == 11
