@@ -641,3 +641,9 @@ def test_cross_corpus_test_of_a_ravdess_model_on_cremad(
     assert sorted(k for k in metrics["metrics"] if k.startswith("test/recall_")) == sorted(
         f"test/recall_{name}" for name in classes
     )
+    # the other class list: the checkpoint is refused in one line, before any test step
+    other = "shared6" if class_map == "dfew7" else "dfew7"
+    refused = [a.replace(mapped, f"--data.class_map={other}") for a in test]
+    refused = [a.replace(str(tmp_path / "cremad"), str(tmp_path / "other")) for a in refused]
+    code, err = run_console(refused, monkeypatch, capsys)
+    assert code == 2 and "another network" in error_line(err) and str(checkpoint) in err
