@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -320,3 +321,47 @@ def test_a_datamodule_knows_how_its_clips_were_cropped(
     (crops / "train.csv").write_text(rows)
     splits = CSVSplits({"train": crops / "train.csv", "test": crops / "train.csv"}, ("x", "y"))
     assert ClipDataModule(splits).face_crop == record
+
+
+def test_a_clip_that_fails_while_written_leaves_nothing_behind(
+    raw_videos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("0.mp4", "00001.mp4", "1.mp4"):  # 00001.mp4 and 1.mp4 share the folder 00001
+        source = "2.mp4" if name == "0.mp4" else "1.mp4"
+        (videos / name).write_bytes((raw_videos / source).read_bytes())
+    calls: list[int] = []
+    encode = simplejpeg.encode_jpeg
+
+    def disk_full_on_the_fifth_frame(image: np.ndarray, **kwargs: Any) -> bytes:
+        calls.append(1)
+        if len(calls) == 5:  # while 0.mp4 (the first clip) is written
+            raise OSError(28, "No space left on device")
+        return encode(image, **kwargs)
+
+    monkeypatch.setattr(face_extract.simplejpeg, "encode_jpeg", disk_full_on_the_fifth_frame)
+    out = tmp_path / "faces"
+    result = extract_faces(videos, out, FaceExtractOptions(size=32))
+    assert result["extracted"] == 1
+    assert result["failed"] == {
+        str(videos / "0.mp4"): f"{videos / '0.mp4'}: OSError: [Errno 28] No space left on device",
+        str(videos / "1.mp4"): f"{videos / '1.mp4'}: its clip folder 00001 is also the folder of "
+        f"{videos / '00001.mp4'}; rename one",
+    }
+    assert sorted(p.name for p in out.iterdir()) == ["00001", MANIFEST_NAME]
+    assert read_manifest(out)["clips"]["00000"]["status"] == "failed"
+
+
+def test_the_benchmark_reports_every_stage_and_the_speed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_extract
+
+    assert bench_extract.main(["--seconds", "2", "--copies", "2", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    for stage in ("decode", "detect", "crop", "write"):
+        assert out.count(f" {stage} ") == 2, out
+    assert "1 worker(s): 2 videos" in out and "2 worker(s): 2 videos" in out
+    assert "x real time" in out and "reproduce: python benchmarks/bench_extract.py" in out
