@@ -23,10 +23,9 @@ import shlex
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_predict import make_video
+from bench_predict import benchmark_video
 from hdf_lightning.inference.face_extract import STAGES, FaceExtractOptions, extract_faces
 
 
@@ -59,12 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        video = args.video
-        if video is None:
-            video = folder / "face_640x360.mp4"
-            start = time.perf_counter()
-            make_video(video, seconds=args.seconds)
-            print(f"wrote the benchmark video in {time.perf_counter() - start:.1f} s")
+        video = args.video or benchmark_video(folder, seconds=args.seconds)
         videos = folder / "videos"
         videos.mkdir()
         for i in range(args.copies):

@@ -138,7 +138,7 @@ def test_hdf_data_extract_refuses_a_cut_video_unless_asked_and_names_both_length
     assert len(list((out / "cut").glob("*.jpg"))) == decoded
 
 
-@pytest.mark.parametrize("command", ["predict", "export"])
+@pytest.mark.parametrize("command", ["predict", "export", "extract"])
 def test_an_output_folder_under_a_regular_file_is_refused_before_any_work(
     command: str,
     videos: dict[str, Path],
@@ -152,10 +152,15 @@ def test_an_output_folder_under_a_regular_file_is_refused_before_any_work(
     args = [command, f"--ckpt_path={checkpoint}", f"--out={blocker / 'out'}"]
     if command == "predict":
         args.insert(1, str(videos["whole"]))
+    if command == "extract":  # hdf data extract --faces
+        args = ["data", "extract", "--faces=true", f"--videos={videos['whole'].parent}", args[2]]
     code, err = run_console(args, monkeypatch, capsys)
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1, err
-    assert lines[0].startswith(f"hdf {command}: error: cannot write to the output folder")
+    prefix = "hdf" if command == "extract" else f"hdf {command}"
+    assert lines[0].startswith(f"{prefix}: error: cannot write to the output folder")
     assert f"{blocker / 'out'} (--out)" in lines[0]
+    assert capsys.readouterr().out == ""  # no video was processed
+    assert not (blocker / "out").exists()
     assert "ok " not in capsys.readouterr().out  # no video was processed

@@ -241,23 +241,6 @@ def test_crops_made_otherwise_are_not_mixed_into_a_folder(
     assert code == 2 and "--margin: only used with --faces true" in err
 
 
-def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(
-    raw_videos: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    blocker = tmp_path / "a_file"
-    blocker.write_text("not a folder")
-    out = blocker / "faces"
-    args = ["data", "extract", "--faces=true", f"--videos={raw_videos}", f"--out={out}"]
-    code, err = run_console(args, monkeypatch, capsys)
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1, err
-    assert lines[0].startswith(f"hdf: error: cannot write to the output folder {out} (--out)")
-    assert capsys.readouterr().out == ""
-
-
 # ----------------------------------------------------------------------------------- processes
 
 
