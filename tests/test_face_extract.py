@@ -300,10 +300,10 @@ def test_a_datamodule_knows_how_its_clips_were_cropped(
         assert clips_crop_record([crops / "a", tmp_path / "other" / "c"]) is None
     assert "not all cropped the same way" in caplog.text
 
-    rows = "path,label\na,x\nb,y\n"
+    rows = "path,label\na,x\nb,y\nb,no_such_class\n"  # a bad row, skipped with skip_bad
     (crops / "train.csv").write_text(rows)
     splits = CSVSplits({"train": crops / "train.csv", "test": crops / "train.csv"}, ("x", "y"))
-    assert ClipDataModule(splits).face_crop == record
+    assert ClipDataModule(splits, skip_bad=True).face_crop == record
 
 
 def test_a_clip_that_fails_while_written_leaves_nothing_behind(

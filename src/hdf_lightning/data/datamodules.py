@@ -229,7 +229,8 @@ class ClipDataModule(pl.LightningDataModule):
         (:func:`~hdf_lightning.data.face_crops.clips_crop_record`). Read once, on first use; the
         inference record of every checkpoint stores it."""
         if self._face_crop is None:
-            self._face_crop = (clips_crop_record(r.path for r in self.split_records("train")),)
+            records = self.split_records("train", errors=[])  # unusable rows were reported
+            self._face_crop = (clips_crop_record(r.path for r in records),)
         return self._face_crop[0]
 
     def split_records(
