@@ -79,12 +79,15 @@ def test_verify_records_of_videos(tmp_path: Path, video_writer) -> None:
     assert len(split.unreadable) == 1 and "w.mp4" in split.unreadable[0]
 
 
-def test_video_with_more_packets_than_frames_passes_verify_and_loads(tmp_path: Path) -> None:
-    """verify reports the decodable frames, and loading never asks for more."""
+def test_video_with_more_packets_than_frames_is_damaged_and_loads_its_frames(
+    tmp_path: Path,
+) -> None:
+    """The frame count is the decodable frames everywhere; verify reports the video as damaged
+    (3 of its 9 declared frames do not decode), and loading uses the 6 that decode."""
     import numpy as np
 
     from hdf_lightning.data.datasets import ClipDataset
-    from hdf_lightning.data.video import video_num_frames, write_video
+    from hdf_lightning.data.video import decode_video, video_num_frames, write_video
     from test_video import append_undecodable_packets
 
     rng = np.random.default_rng(0)
@@ -92,25 +95,28 @@ def test_video_with_more_packets_than_frames_passes_verify_and_loads(tmp_path: P
     write_video(clean, rng.integers(0, 256, (6, 16, 16, 3), dtype=np.uint8))
     video = tmp_path / "padded.mp4"
     append_undecodable_packets(clean, video, 3)
-    assert video_num_frames(video) == 9
+    assert video_num_frames(video) == 6
     report = verify_records(
         {"train": [ClipRecord(video, 0, "padded", "video")]},
         class_names=["a"],
         clip_len=8,
         decode=True,
     )
-    assert report.ok and report.splits["train"].frames_max == 6
-    # Loading: the sampler sees 9 frames (packets) and asks for indices up to 8.
+    train = report.splits["train"]
+    assert not report.ok and train.frames_max == 6 and len(train.damaged) == 1
+    assert "6 of the 9 frames the container declares decode" in train.damaged[0]
+    # Loading: the sampler sees the 6 decodable frames; 9 slots repeat some of them.
     dataset = ClipDataset(
         [ClipRecord(video, 0, "padded", "video")], num_frames=9, load_size=16, train=False
     )
     clip = dataset[0]["video"]
-    assert clip.shape == (3, 9, 16, 16)
-    assert torch.equal(clip[:, 8], clip[:, 5])
+    frames = decode_video(video, None, size=16)
+    assert clip.shape == (3, 9, 16, 16) and frames.shape[1] == 6
+    assert all(any(torch.equal(clip[:, i], frames[:, j]) for j in range(6)) for i in range(9))
 
 
 @pytest.mark.slow
-def test_hdf_data_verify_counts_decodable_video_frames(tmp_path: Path) -> None:
+def test_hdf_data_verify_counts_decodable_video_frames_and_reports_the_damage(tmp_path: Path) -> None:
     import numpy as np
 
     from cli_utils import run_hdf
@@ -135,7 +141,8 @@ def test_hdf_data_verify_counts_decodable_video_frames(tmp_path: Path) -> None:
         ],
         cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "OK" in result.stdout and "NOT OK" not in result.stdout
+    assert result.returncode == 1, result.stdout + result.stderr  # a damaged video is a problem
+    assert "NOT OK" in result.stdout
+    assert "6 of the 9 frames the container declares decode" in result.stdout
     row = next(line for line in result.stdout.splitlines() if "train" in line)
     assert " 6 " in row and " 9 " not in row  # frames min / median / max: decodable
