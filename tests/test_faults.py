@@ -33,7 +33,7 @@ from hdf_lightning.checkpoints import check_checkpoint, first_nonfinite
 from hdf_lightning.cli import main, user_error_message
 from hdf_lightning.data import SyntheticDFEWDataModule
 from hdf_lightning.data.datasets import ClipDataset
-from hdf_lightning.errors import ConfigError, RunFolderError
+from hdf_lightning.errors import CheckpointError, ConfigError, RunFolderError
 from hdf_lightning.faults import RunLock
 from hdf_lightning.io import atomic_path, atomic_write_text
 
@@ -559,3 +559,22 @@ def test_a_stalled_loader_worker_ends_in_one_line_naming_the_timeout(
     message = user_error_message(caught.value)
     assert message is not None and "1.0 s (--data.worker_timeout)" in message
     assert "\n" not in message
+
+
+def test_a_checkpoint_of_other_classes_is_refused_even_with_as_many_classes(
+    tmp_path: Path,
+) -> None:
+    model = torch.nn.Linear(2, 3)
+    model.class_names = ("happy", "sad", "angry")  # type: ignore[assignment]
+    ckpt = tmp_path / "other.ckpt"
+    torch.save(
+        {
+            "state_dict": model.state_dict(),
+            "hyper_parameters": {"class_names": ["sad", "happy", "angry"]},
+        },
+        ckpt,
+    )
+    with pytest.raises(CheckpointError, match=r"trained on the classes \[sad, happy, angry\]"):
+        check_checkpoint(ckpt, model)
+    model.class_names = ("sad", "happy", "angry")  # type: ignore[assignment]
+    check_checkpoint(ckpt, model)  # the same list in the same order is fine

@@ -115,8 +115,28 @@ def check_checkpoint(
             "lower learning rate."
         )
     if model is not None:
+        _check_same_classes(file, checkpoint, model, option)
         _check_same_network(file, state, model.state_dict(), option)
     return dict(checkpoint)
+
+
+def _check_same_classes(
+    file: Path, checkpoint: Mapping[str, Any], model: torch.nn.Module, option: str
+) -> None:
+    """The checkpoint's class list (its ``hyper_parameters``) is the configured model's: a
+    checkpoint of other classes (another corpus, another ``class_map``, another order) would be
+    scored against the wrong labels, even when the two lists happen to have the same length."""
+    hparams = checkpoint.get("hyper_parameters")
+    saved = hparams.get("class_names") if isinstance(hparams, Mapping) else None
+    expected = getattr(model, "class_names", None)
+    if saved is None or expected is None or list(saved) == list(expected):
+        return
+    raise CheckpointError(
+        f"{file} ({option}) was trained on the classes [{', '.join(map(str, saved))}] but the "
+        f"configured data has [{', '.join(map(str, expected))}]: evaluate it on data with the "
+        "same class list (to test on another corpus, map both onto the same classes with "
+        "--data.class_map, see README 'Cross-corpus testing')"
+    )
 
 
 def _check_same_network(
