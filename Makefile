@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_models.py
 	$(BIN)/python benchmarks/bench_sam.py
 	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_extract.py
 
 clean:
 	rm -rf runs data/synthetic_dfew lightning_logs wandb .pytest_cache .mypy_cache .ruff_cache
