@@ -33,6 +33,7 @@ EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "cost": commands.cost_main,
     "predict": inference.predict_main,
     "export": inference.export_main,
+    "app": inference.app_main,
 }
 """``hdf <name> ...`` commands beside Lightning's subcommands."""
 

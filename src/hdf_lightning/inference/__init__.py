@@ -4,12 +4,16 @@
 * :mod:`~hdf_lightning.inference.face`: face detectors, tracking and the square crop;
 * :mod:`~hdf_lightning.inference.windows`: sliding windows;
 * :mod:`~hdf_lightning.inference.sources`: video files and frame folders;
-* :mod:`~hdf_lightning.inference.predict`: ``hdf predict``;
+* :mod:`~hdf_lightning.inference.predict`: ``hdf predict`` on one video;
+* :mod:`~hdf_lightning.inference.runner`: ``hdf predict`` over many videos (workers, devices,
+  resume);
+* :mod:`~hdf_lightning.inference.app`: ``hdf app``, a local web page (Gradio, optional);
 * :mod:`~hdf_lightning.inference.export`: ``hdf export`` (ONNX, torch.export, TorchScript);
 * :mod:`~hdf_lightning.inference.record`: the callback that writes inference metadata into
   checkpoints.
 
-Nothing here imports the CLI; the CLI imports :func:`predict_main` and :func:`export_main`.
+Nothing here imports the CLI; the CLI imports :func:`predict_main`, :func:`export_main` and
+:func:`app_main`.
 """
 
 from __future__ import annotations
@@ -19,12 +23,26 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from hdf_lightning.inference.checkpoint import LoadedModel, Preprocessing, load_model
 
-__all__ = ["LoadedModel", "Preprocessing", "export_main", "load_model", "predict_main"]
+__all__ = [
+    "LoadedModel",
+    "Preprocessing",
+    "app_main",
+    "export_main",
+    "load_model",
+    "predict_main",
+]
 
 
 def predict_main(argv: list[str]) -> int:
     """``hdf predict`` (see :mod:`hdf_lightning.inference.predict`)."""
     from hdf_lightning.inference.predict import predict_main as main
+
+    return main(argv)
+
+
+def app_main(argv: list[str]) -> int:
+    """``hdf app`` (see :mod:`hdf_lightning.inference.app`)."""
+    from hdf_lightning.inference.app import app_main as main
 
     return main(argv)
 

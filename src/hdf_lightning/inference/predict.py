@@ -28,7 +28,8 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +40,21 @@ from hdf_lightning.data.face_crops import FaceCropRecord
 from hdf_lightning.data.transforms import ClipEval
 from hdf_lightning.data.video import VideoLength
 from hdf_lightning.errors import RunFolderError
-from hdf_lightning.inference.checkpoint import CheckpointError, LoadedModel, load_model
+from hdf_lightning.inference.checkpoint import (
+    CheckpointError,
+    LoadedModel,
+    Preprocessing,
+    load_model,
+)
 from hdf_lightning.inference.face import (
     FaceCropper,
     FaceDetector,
     FaceOptions,
+    FaceTrack,
     add_face_arguments,
     make_detector,
 )
-from hdf_lightning.inference.sources import FrameSource, InputError, collect_inputs, open_source
+from hdf_lightning.inference.sources import FrameSource, collect_inputs
 from hdf_lightning.inference.windows import ShortVideoError, Window, parse_span, sliding_windows
 from hdf_lightning.io import check_writable
 
@@ -55,9 +62,13 @@ __all__ = [
     "PredictOptions",
     "Predictor",
     "StageTimes",
+    "VideoPreparer",
     "VideoResult",
     "WindowResult",
+    "add_predict_options",
+    "build_predictor",
     "predict_main",
+    "predict_options",
     "video_summary",
     "write_outputs",
 ]
@@ -139,6 +150,8 @@ class VideoResult:
     windows: list[WindowResult] = field(default_factory=list)
     times: StageTimes = field(default_factory=StageTimes)
     wall: float = 0.0
+    track: FaceTrack | None = field(default=None, repr=False)
+    """The face box of every frame (not written to the outputs; the web page draws it)."""
 
     @property
     def duration(self) -> float:
@@ -166,73 +179,42 @@ class VideoResult:
         return np.stack([w.probs for w in faces if w.probs is not None]).mean(axis=0)
 
 
-class Predictor:
-    """Runs the network of a checkpoint on videos.
+class VideoPreparer:
+    """The CPU side of :class:`Predictor`: detect and track the face, plan the windows and cut
+    their clips. Needs no network, so worker processes run it (``hdf predict --workers``).
 
     Args:
-        model: the network and its preprocessing (:func:`load_model`).
         options: see :class:`PredictOptions`.
+        preprocessing: the checkpoint's (``T``, sampler, ``load_size``).
         detector: a :class:`FaceDetector` (default: built from ``options.detector``).
     """
 
     def __init__(
         self,
-        model: LoadedModel,
         options: PredictOptions,
+        preprocessing: Preprocessing,
         detector: FaceDetector | None = None,
     ) -> None:
-        self.model = model
         self.options = options
+        self.preprocessing = preprocessing
         self.faces = FaceCropper(options, detector)
         self.detector = self.faces.detector
-        self.device = torch.device(options.device)
-        self.net = model.net.to(self.device).eval()
-        pre = model.preprocessing
-        self.transform = ClipEval(size=pre.crop_size, mean=pre.mean, std=pre.std).to(self.device)
 
     @property
     def face_crop(self) -> FaceCropRecord:
-        """How this predictor crops faces (at the checkpoint's ``load_size``)."""
-        return self.faces.record(self.model.preprocessing.load_size)
+        """How faces are cropped (at the checkpoint's ``load_size``)."""
+        return self.faces.record(self.preprocessing.load_size)
 
-    def crop_mismatch(self) -> str | None:
-        """One line when the checkpoint was trained on face crops made differently from this
-        predictor's, else None (also when the checkpoint does not record its crops)."""
-        trained = self.model.face_crop
-        if trained is None:
-            return None
-        differences = trained.differences(self.face_crop)
-        if not differences:
-            return None
-        listed = ", ".join(f"{name} {mine} (this run: {ours})" for name, mine, ours in differences)
-        flags = [f"--{name} {mine}" for name, mine, _ in differences if hasattr(self.options, name)]
-        advice = f": pass {' '.join(flags)} to crop as in training" if flags else ""
-        return (
-            f"{self.model.path} was trained on face crops made with {listed}; crops made "
-            f"differently can lower the accuracy{advice}"
-        )
-
-    # -------------------------------------------------------------------------------- passes
-    def _classify(self, clips: list[np.ndarray], times: StageTimes) -> np.ndarray:
-        """``B`` clips ``(T, L, L, 3)`` uint8 -> probabilities ``(B, K)``."""
-        start = time.perf_counter()
-        batch = torch.from_numpy(np.stack(clips)).to(self.device)  # (B, T, L, L, 3)
-        batch = batch.permute(0, 4, 1, 2, 3)  # (B, 3, T, L, L)
-        with torch.inference_mode():
-            logits, _ = self.net(self.transform(batch))
-            probs = logits.float().softmax(-1).cpu().numpy()
-        times.model += time.perf_counter() - start
-        return probs
-
-    def predict(self, source: FrameSource) -> VideoResult:
-        """Probabilities of every window of one video.
+    def prepare(self, source: FrameSource) -> tuple[VideoResult, dict[int, list[int]]]:
+        """Pass 1 and the window plan: the result without probabilities, and for each window
+        with a face the frame that feeds each of its ``T`` slots (face-less slots borrow the
+        nearest frame of the same window that has one).
 
         Raises:
             InputError: the video cannot be decoded.
             ShortVideoError: the video is shorter than one window.
         """
-        options, pre = self.options, self.model.preprocessing
-        wall = time.perf_counter()
+        options, pre = self.options, self.preprocessing
         length = parse_span(options.window, source.fps, name="--window")
         stride = parse_span(options.stride, source.fps, name="--stride")
         times = StageTimes()
@@ -260,10 +242,8 @@ class Predictor:
             video_length=source.length,
             face_crop=self.face_crop,
             times=times,
+            track=track,
         )
-
-        # which frame feeds each slot of each window with a face (face-less slots borrow the
-        # nearest frame of the same window that has one)
         plan: dict[int, list[int]] = {}
         for window in windows:
             slots = np.array(window.indices)
@@ -286,12 +266,124 @@ class Predictor:
                     face_box=box,
                 )
             )
+        return result, plan
 
+    def window_clips(
+        self, source: FrameSource, result: VideoResult, plan: dict[int, list[int]]
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Pass 2: ``(window index, (T, L, L, 3) uint8 clip)`` of every planned window, in the
+        order their last frame is decoded; only the crops still needed are kept in memory."""
+        if not plan or result.track is None:
+            return
         needed = {j for frames in plan.values() for j in frames}
         order = sorted(plan, key=lambda w: max(plan[w]))
         crops: dict[int, np.ndarray] = {}
-        pending: list[tuple[int, np.ndarray]] = []
         cursor = 0
+        faces = self.faces.crops(
+            source,
+            result.track,
+            needed.__contains__,
+            size=self.preprocessing.load_size,
+            times=result.times,
+        )
+        for i, crop in faces:
+            crops[i] = crop
+            while cursor < len(order) and max(plan[order[cursor]]) <= i:
+                index = order[cursor]
+                cursor += 1
+                yield index, np.stack([crops[j] for j in plan[index]])
+            if cursor < len(order):
+                keep = min(min(plan[w]) for w in order[cursor:])
+                for j in [j for j in crops if j < keep]:
+                    del crops[j]
+
+
+def finish_windows(result: VideoResult, plan: dict[int, list[int]]) -> None:
+    """Windows that were planned but got no clip (the decoder delivered fewer frames in pass 2
+    than in pass 1) are marked face-less, with a warning."""
+    missing = [index for index in plan if result.windows[index].probs is None]
+    if missing:
+        log.warning(
+            "%s: only part of the video could be decoded; %d window(s) left without probabilities",
+            result.path,
+            len(missing),
+        )
+        for index in missing:
+            result.windows[index].face_box = None
+
+
+class Predictor:
+    """Runs the network of a checkpoint on videos.
+
+    Args:
+        model: the network and its preprocessing (:func:`load_model`).
+        options: see :class:`PredictOptions`.
+        detector: a :class:`FaceDetector` (default: built from ``options.detector``).
+    """
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        options: PredictOptions,
+        detector: FaceDetector | None = None,
+    ) -> None:
+        self.model = model
+        self.options = options
+        self.preparer = VideoPreparer(options, model.preprocessing, detector)
+        self.faces = self.preparer.faces
+        self.detector = self.preparer.detector
+        self.device = torch.device(options.device)
+        self.net = model.net.to(self.device).eval()
+        pre = model.preprocessing
+        self.transform = ClipEval(size=pre.crop_size, mean=pre.mean, std=pre.std).to(self.device)
+
+    @property
+    def face_crop(self) -> FaceCropRecord:
+        """How this predictor crops faces (at the checkpoint's ``load_size``)."""
+        return self.preparer.face_crop
+
+    def crop_mismatch(self) -> str | None:
+        """One line when the checkpoint was trained on face crops made differently from this
+        predictor's, else None (also when the checkpoint does not record its crops)."""
+        trained = self.model.face_crop
+        if trained is None:
+            return None
+        differences = trained.differences(self.face_crop)
+        if not differences:
+            return None
+        listed = ", ".join(f"{name} {mine} (this run: {ours})" for name, mine, ours in differences)
+        flags = [f"--{name} {mine}" for name, mine, _ in differences if hasattr(self.options, name)]
+        advice = f": pass {' '.join(flags)} to crop as in training" if flags else ""
+        return (
+            f"{self.model.path} was trained on face crops made with {listed}; crops made "
+            f"differently can lower the accuracy{advice}"
+        )
+
+    def classify(self, clips: list[np.ndarray]) -> np.ndarray:
+        """``B`` clips ``(T, L, L, 3)`` uint8 -> probabilities ``(B, K)``."""
+        batch = torch.from_numpy(np.stack(clips)).to(self.device)  # (B, T, L, L, 3)
+        batch = batch.permute(0, 4, 1, 2, 3)  # (B, 3, T, L, L)
+        with torch.inference_mode():
+            logits, _ = self.net(self.transform(batch))
+            return logits.float().softmax(-1).cpu().numpy()
+
+    def _classify(self, clips: list[np.ndarray], times: StageTimes) -> np.ndarray:
+        start = time.perf_counter()
+        probs = self.classify(clips)
+        times.model += time.perf_counter() - start
+        return probs
+
+    def predict(self, source: FrameSource) -> VideoResult:
+        """Probabilities of every window of one video, in batches of ``options.batch_size``.
+
+        Raises:
+            InputError: the video cannot be decoded.
+            ShortVideoError: the video is shorter than one window.
+        """
+        wall = time.perf_counter()
+        result, plan = self.preparer.prepare(source)
+        times = result.times
+        pending: list[tuple[int, np.ndarray]] = []
 
         def flush() -> None:
             if pending:
@@ -300,32 +392,12 @@ class Predictor:
                     result.windows[index].probs = p
                 pending.clear()
 
-        if needed:
-            faces = self.faces.crops(
-                source, track, needed.__contains__, size=pre.load_size, times=times
-            )
-            for i, crop in faces:
-                crops[i] = crop
-                while cursor < len(order) and max(plan[order[cursor]]) <= i:
-                    index = order[cursor]
-                    pending.append((index, np.stack([crops[j] for j in plan[index]])))
-                    cursor += 1
-                    if len(pending) == options.batch_size:
-                        flush()
-                if cursor < len(order):
-                    keep = min(min(plan[w]) for w in order[cursor:])
-                    for j in [j for j in crops if j < keep]:
-                        del crops[j]
-            flush()
-        if cursor < len(order):  # the decoder delivered fewer frames than the container counts
-            log.warning(
-                "%s: only part of the video could be decoded; %d window(s) left without "
-                "probabilities",
-                source.path,
-                len(order) - cursor,
-            )
-            for index in order[cursor:]:
-                result.windows[index].face_box = None
+        for item in self.preparer.window_clips(source, result, plan):
+            pending.append(item)
+            if len(pending) == self.options.batch_size:
+                flush()
+        flush()
+        finish_windows(result, plan)
         result.wall = time.perf_counter() - wall
         return result
 
@@ -383,8 +455,13 @@ def write_outputs(
     name: str,
     model: LoadedModel,
     options: PredictOptions,
+    *,
+    run: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """Write ``<name>.windows.jsonl``, ``<name>.windows.csv`` and ``<name>.timeline.png``.
+
+    ``run`` (:func:`~hdf_lightning.inference.runner.run_fingerprint`) goes into the JSONL header:
+    a later run with the same fingerprint skips the video.
 
     Returns:
         The paths written, by kind (``jsonl``, ``csv``, ``timeline``).
@@ -413,6 +490,7 @@ def write_outputs(
         },
         **_crop_records(result.face_crop, model),
         "min_face_fraction": options.min_face_fraction,
+        "run": run,
     }
     lines = [json.dumps(header)]
     table = io.StringIO()
@@ -491,22 +569,74 @@ def _output_name(path: Path, taken: set[str]) -> str:
     return name
 
 
-def _line(result: VideoResult, names: tuple[str, ...]) -> str:
-    mean = result.mean_probs()
-    t = result.times
+def _line(record: dict[str, Any]) -> str:
+    """The console line of one video's summary record."""
+    t = record["timing_s"]
     cost = (
-        f"{result.duration:.1f} s of video in {result.wall:.1f} s (decode {t.decode:.1f}, "
-        f"detect {t.detect:.1f}, crop {t.crop:.1f}, model {t.model:.1f})"
+        f"{record['duration_s']:.1f} s of video in {t['total']:.1f} s (decode {t['decode']:.1f}, "
+        f"detect {t['detect']:.1f}, crop {t['crop']:.1f}, model {t['model']:.1f})"
     )
-    faces = f"{len(result.face_windows())}/{len(result.windows)} windows with a face"
-    if mean is None:
-        return f"FAIL {result.path}: no face found ({faces}); {cost}"
-    order = np.argsort(-mean)
-    runner = f", then {names[order[1]]} {mean[order[1]]:.2f}" if len(order) > 1 else ""
-    return f"ok   {result.path}: {names[order[0]]} {mean[order[0]]:.2f}{runner}; {faces}; {cost}"
+    faces = f"{record['face_windows']}/{record['windows']} windows with a face"
+    if record["probs"] is None:
+        return f"FAIL {record['video']}: no face found ({faces}); {cost}"
+    ranked = sorted(record["probs"].items(), key=lambda item: -item[1])
+    runner = f", then {ranked[1][0]} {ranked[1][1]:.2f}" if len(ranked) > 1 else ""
+    return f"ok   {record['video']}: {ranked[0][0]} {ranked[0][1]:.2f}{runner}; {faces}; {cost}"
 
 
 # ---------------------------------------------------------------------------------------- CLI
+
+
+def add_predict_options(parser: Any) -> None:
+    """Add the options of :class:`PredictOptions` (and ``--threads``) to a jsonargparse parser:
+    the one declaration ``hdf predict`` and ``hdf app`` share."""
+    defaults = PredictOptions()
+    parser.add_argument("--window", type=str, default=defaults.window, help="'2s' or '50f'")
+    parser.add_argument("--stride", type=str, default=defaults.stride, help="'0.5s' or '12f'")
+    add_face_arguments(parser)
+    parser.add_argument("--fps", type=float, default=defaults.fps, help="fps of frame folders")
+    parser.add_argument(
+        "--batch_size", type=int, default=defaults.batch_size, help="windows per network call"
+    )
+    parser.add_argument("--device", type=str, default=defaults.device)
+    parser.add_argument("--threads", type=int | None, default=None, help="torch CPU threads")
+    parser.add_argument("--timeline", type=bool, default=True, help="write the timeline PNGs")
+
+
+def predict_options(cfg: Any) -> PredictOptions:
+    """The :class:`PredictOptions` of parsed :func:`add_predict_options` flags.
+
+    Raises:
+        ValueError: a value out of range or a window/stride that does not parse.
+    """
+    options = PredictOptions(
+        **FaceOptions.face_fields(cfg),
+        window=cfg.window,
+        stride=cfg.stride,
+        fps=cfg.fps,
+        batch_size=cfg.batch_size,
+        device=cfg.device,
+        timeline=cfg.timeline,
+    )
+    parse_span(options.window, 25.0, name="--window")
+    parse_span(options.stride, 25.0, name="--stride")
+    return options
+
+
+def build_predictor(
+    ckpt_path: str, config: str | None, options: PredictOptions, threads: int | None = None
+) -> Predictor:
+    """Load a checkpoint and build its :class:`Predictor` (``hdf predict``, ``hdf app``).
+
+    Raises:
+        CheckpointError: the checkpoint cannot be used (one line naming it).
+        ValueError, FileNotFoundError: an unusable detector.
+    """
+    detector = make_detector(options.detector)
+    model = load_model(ckpt_path, config=config)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return Predictor(model, options, detector)
 
 
 def _parser() -> Any:
@@ -529,15 +659,19 @@ def _parser() -> Any:
         default=None,
         help="fit config naming the network, for checkpoints that do not record it",
     )
-    defaults = PredictOptions()
-    parser.add_argument("--window", type=str, default=defaults.window, help="'2s' or '50f'")
-    parser.add_argument("--stride", type=str, default=defaults.stride, help="'0.5s' or '12f'")
-    add_face_arguments(parser)
-    parser.add_argument("--fps", type=float, default=defaults.fps, help="fps of frame folders")
-    parser.add_argument("--batch_size", type=int, default=defaults.batch_size)
-    parser.add_argument("--device", type=str, default=defaults.device)
-    parser.add_argument("--threads", type=int | None, default=None, help="torch CPU threads")
-    parser.add_argument("--timeline", type=bool, default=True, help="write the timeline PNGs")
+    add_predict_options(parser)
+    parser.add_argument(
+        "--workers", type=int, default=0, help="processes that decode, detect and crop (0: none)"
+    )
+    parser.add_argument(
+        "--devices",
+        type=list[str] | None,
+        default=None,
+        help="one process per device, videos dealt out, e.g. [cuda:0,cuda:1] (default: --device)",
+    )
+    parser.add_argument(
+        "--overwrite", type=bool, default=False, help="redo videos whose outputs already exist"
+    )
     return parser
 
 
@@ -552,64 +686,58 @@ def predict_main(argv: list[str]) -> int:
     0 when every video was classified, 1 when any input failed (each named on stderr and in
     ``summary.json``), 2 for a usage error (bad option, unusable checkpoint).
     """
+    from hdf_lightning.inference.runner import Job, run_on_devices
+
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     cfg = _parser().parse_args(argv)
     try:
-        options = PredictOptions(
-            **FaceOptions.face_fields(cfg),
-            window=cfg.window,
-            stride=cfg.stride,
-            fps=cfg.fps,
-            batch_size=cfg.batch_size,
-            device=cfg.device,
-            timeline=cfg.timeline,
-        )
-        parse_span(options.window, 25.0, name="--window")
-        parse_span(options.stride, 25.0, name="--stride")
-        detector = make_detector(options.detector)
+        options = predict_options(cfg)
+        if cfg.workers < 0:
+            raise ValueError(f"--workers must be >= 0, got {cfg.workers}")
+        if cfg.devices is not None and not cfg.devices:
+            raise ValueError("--devices must name at least one device, e.g. [cuda:0,cuda:1]")
         check_writable(cfg.out, "--out")
-        model = load_model(cfg.ckpt_path, config=cfg.config)
+        # the main process holds the network on the CPU when other processes use the devices
+        devices = cfg.devices or [options.device]
+        main_options = options if len(devices) == 1 else replace(options, device="cpu")
+        predictor = build_predictor(cfg.ckpt_path, cfg.config, main_options, cfg.threads)
     except (CheckpointError, RunFolderError, ValueError, FileNotFoundError) as err:
         return _error(str(err))
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
-    predictor = Predictor(model, options, detector)
     mismatch = predictor.crop_mismatch()
     if mismatch is not None:
         print(f"WARN {mismatch}", file=sys.stderr)
-    names = model.preprocessing.class_names
+    model, names = predictor.model, predictor.model.preprocessing.class_names
     out: Path = cfg.out
     items, problems = collect_inputs([Path(p) for p in cfg.inputs])
     failed: list[dict[str, str]] = [{"video": str(p), "error": m} for p, m in problems]
     for _, message in problems:
         print(f"FAIL {message}", file=sys.stderr)
-    videos: list[dict[str, Any]] = []
     taken: set[str] = set()
-    for path in items:
-        try:
-            source = open_source(path, fps=options.fps)
-            result = predictor.predict(source)
-            outputs = write_outputs(result, out, _output_name(path, taken), model, options)
-        except (InputError, ShortVideoError) as err:
-            failed.append({"video": str(path), "error": str(err)})
-            print(f"FAIL {err}", file=sys.stderr)
+    jobs = [Job(i, path, _output_name(path, taken)) for i, path in enumerate(items)]
+    outcomes = run_on_devices(
+        jobs,
+        predictor,
+        out,
+        devices=devices,
+        workers=cfg.workers,
+        overwrite=cfg.overwrite,
+        config=cfg.config,
+        threads=cfg.threads,
+    )
+    videos: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        if outcome.record is None:
+            failed.append({"video": str(outcome.job.path), "error": outcome.error or "failed"})
             continue
-        except Exception as err:  # one bad video must not stop the others
-            log.debug("unexpected error on %s", path, exc_info=True)
-            message = f"{path}: {type(err).__name__}: {err}"
-            failed.append({"video": str(path), "error": message})
-            print(f"FAIL {message}", file=sys.stderr)
-            continue
-        record = {**video_summary(result, names), "outputs": outputs}
+        record = outcome.record
         videos.append(record)
-        if result.video_length is not None and result.damaged:
-            print(f"WARN {result.video_length.describe()}", file=sys.stderr)
-        line = _line(result, names)
         if record["status"] != "ok":
-            failed.append({"video": str(path), "error": f"{path}: no face found in any window"})
-            print(line, file=sys.stderr)
-        else:
-            print(line)
+            failed.append(
+                {
+                    "video": record["video"],
+                    "error": f"{record['video']}: no face found in any window",
+                }
+            )
     summary = {
         "checkpoint": str(model.path.resolve()),
         "network": model.net_config.get("class_path"),
@@ -620,13 +748,15 @@ def predict_main(argv: list[str]) -> int:
         "failed": failed,
         "num_ok": sum(v["status"] == "ok" for v in videos),
         "num_failed": len(failed),
+        "num_resumed": sum(o.resumed for o in outcomes),
     }
     out.mkdir(parents=True, exist_ok=True)
     _atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     _write_summary_csv(out / "summary.csv", videos, failed, names)
     total = summary["num_ok"] + len(failed)
+    resumed = f" ({summary['num_resumed']} done before)" if summary["num_resumed"] else ""
     print(
-        f"{total} input(s): {summary['num_ok']} classified, {len(failed)} failed; "
+        f"{total} input(s): {summary['num_ok']} classified{resumed}, {len(failed)} failed; "
         f"results in {out}/ (summary.json)"
     )
     if failed:
@@ -634,6 +764,26 @@ def predict_main(argv: list[str]) -> int:
         for item in failed:
             print(f"  {item['error']}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def report_outcome(outcome: Any) -> None:
+    """Print one video's line as it finishes (``ok``, ``skip``, ``WARN`` and ``FAIL`` lines)."""
+    if outcome.record is None:
+        print(f"FAIL {outcome.error}", file=sys.stderr)
+        return
+    record = outcome.record
+    if record.get("damaged"):
+        length = VideoLength(
+            Path(record["video"]),
+            record["decoded_frames"],
+            record["declared_frames"],
+            record["fps"],
+        )
+        print(f"WARN {length.describe()}", file=sys.stderr)
+    line = _line(record)
+    if outcome.resumed:
+        line = f"skip {record['video']}: done before for this checkpoint and these options"
+    print(line, file=sys.stderr if record["status"] != "ok" else sys.stdout)
 
 
 def _write_summary_csv(

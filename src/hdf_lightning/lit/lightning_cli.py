@@ -63,6 +63,7 @@ EXTRA_COMMANDS_HELP = """extra commands:
   hdf cost           parameters, GFLOPs, peak memory and clips/s of a model
   hdf predict        expression probabilities of your own videos (face crop, sliding windows)
   hdf export         export a checkpoint's network to ONNX / torch.export / TorchScript
+  hdf app            a local web page: upload a video, see the face and the expressions over time
 
 Each accepts --help. Quick start: hdf fit --config configs/demo.yaml"""
 
