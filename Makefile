@@ -26,6 +26,7 @@ demo: $(STAMP)
 	$(BIN)/hdf test --config $(DEMO_DIR)/config.yaml --ckpt_path $(DEMO_DIR)/checkpoints/best.ckpt
 
 test: $(STAMP)
+	bash scripts/install_browser.sh
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)

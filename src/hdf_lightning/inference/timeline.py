@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["timeline_figure", "write_png"]
+__all__ = ["timeline_figure", "timeline_svg", "write_png"]
 
 
 def _colours(count: int) -> list[tuple[float, float, float, float]]:
@@ -47,20 +47,13 @@ def timeline_figure(
     Returns:
         The figure (save it with :func:`write_png`).
     """
-    probs = np.asarray(probs, dtype=np.float64).reshape(len(starts), len(class_names))
-    face = np.asarray(~np.isnan(probs).any(axis=1))  # (W,)
-    filled = np.where(face[:, None], probs, 0.0)  # (W, K)
-    # each window at its centre; the first and last are held out to the video's ends
-    times = np.concatenate([[starts[0]], (np.asarray(starts) + np.asarray(ends)) / 2, [ends[-1]]])
-    filled = np.concatenate([filled[:1], filled, filled[-1:]])  # (W + 2, K)
+    face, times, filled, bounds = _layout(starts, ends, probs, len(class_names))
     figure = Figure(figsize=(9.0, 3.2), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     axes.stackplot(
         times, filled.T, labels=list(class_names), colors=_colours(len(class_names)), alpha=0.9
     )
-    centres = times[1:-1]
-    bounds = np.concatenate([[starts[0]], (centres[1:] + centres[:-1]) / 2, [ends[-1]]])
     for i in np.flatnonzero(~face):  # grey from half-way to the previous centre to the next
         axes.axvspan(bounds[i], bounds[i + 1], color="0.85", zorder=3, lw=0)
     if (~face).any():
@@ -72,6 +65,125 @@ def timeline_figure(
     axes.set_title(title, fontsize=10)
     axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     return figure
+
+
+def _layout(
+    starts: Sequence[float], ends: Sequence[float], probs: np.ndarray, num_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The geometry both pictures share.
+
+    Returns:
+        ``face`` ``(W,)`` bool; ``times`` ``(W + 2,)``: each window at its centre, the first and
+        last held out to the video's ends; ``filled`` ``(W + 2, K)``: the probabilities at those
+        times (0 without a face); ``bounds`` ``(W + 1,)``: the band of window i runs from
+        ``bounds[i]`` to ``bounds[i + 1]`` (half-way to the neighbouring centres).
+    """
+    probs = np.asarray(probs, dtype=np.float64).reshape(len(starts), num_classes)
+    face = np.asarray(~np.isnan(probs).any(axis=1))
+    filled = np.where(face[:, None], probs, 0.0)
+    times = np.concatenate([[starts[0]], (np.asarray(starts) + np.asarray(ends)) / 2, [ends[-1]]])
+    filled = np.concatenate([filled[:1], filled, filled[-1:]])
+    centres = times[1:-1]
+    bounds = np.concatenate([[starts[0]], (centres[1:] + centres[:-1]) / 2, [ends[-1]]])
+    return face, times, filled, bounds
+
+
+def timeline_svg(
+    starts: Sequence[float],
+    ends: Sequence[float],
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    duration: float,
+    width: int = 860,
+    height: int = 240,
+) -> str:
+    """The timeline of :func:`timeline_figure` as an interactive SVG for a web page.
+
+    The same stacked areas and grey no-face bands; every window also has an invisible band
+    (``class="window"``, ``data-window=<index>``) whose tooltip (an SVG ``<title>``) gives its
+    span and its probabilities, or "no face". No script: the browser shows the tooltips.
+
+    Args:
+        starts, ends, probs, class_names, duration: as :func:`timeline_figure`.
+        width, height: the size of the plot area in pixels (the legend is added on the right).
+
+    Returns:
+        The ``<svg>`` element as text.
+    """
+    from html import escape
+
+    face, times, filled, bounds = _layout(starts, ends, probs, len(class_names))
+    span = max(duration, float(times[-1])) or 1.0
+    left, top, legend = 44, 10, 150
+
+    def x(t: float) -> float:
+        return left + width * t / span
+
+    def y(p: float) -> float:
+        return top + height * (1.0 - p)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="img" '
+        f'width="{left + width + legend}" height="{top + height + 40}" '
+        f'font-family="sans-serif" font-size="11">'
+    ]
+    colours = _colours(len(class_names))
+    below = np.zeros(len(times))
+    for k, name in enumerate(class_names):
+        above = below + filled[:, k]
+        points = [(x(t), y(p)) for t, p in zip(times, above, strict=True)]
+        points += [(x(t), y(p)) for t, p in zip(times[::-1], below[::-1], strict=True)]
+        path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+        parts.append(
+            f'<polygon class="area" data-class="{escape(name)}" points="{path}" '
+            f'fill="{_hex(colours[k])}" fill-opacity="0.9"/>'
+        )
+        below = above
+    for i in range(len(starts)):
+        x0, x1 = x(bounds[i]), x(bounds[i + 1])
+        if face[i]:
+            ranked = sorted(zip(class_names, probs[i], strict=True), key=lambda c: -c[1])
+            tip = ", ".join(f"{escape(n)} {p:.2f}" for n, p in ranked)
+        else:
+            tip = "no face"
+            parts.append(
+                f'<rect class="no-face" x="{x0:.1f}" y="{top}" width="{x1 - x0:.1f}" '
+                f'height="{height}" fill="#d9d9d9"/>'
+            )
+        parts.append(
+            f'<rect class="window" data-window="{i}" data-face="{str(bool(face[i])).lower()}" '
+            f'x="{x0:.1f}" y="{top}" width="{x1 - x0:.1f}" height="{height}" '
+            f'fill="transparent"><title>window {i}, {starts[i]:.2f}-{ends[i]:.2f} s: {tip}'
+            "</title></rect>"
+        )
+    for p in (0.0, 0.5, 1.0):
+        parts.append(f'<text x="{left - 6}" y="{y(p) + 4:.1f}" text-anchor="end">{p:g}</text>')
+    for t in np.linspace(0.0, span, 6):
+        parts.append(
+            f'<text x="{x(float(t)):.1f}" y="{top + height + 16}" text-anchor="middle">'
+            f"{t:.1f}</text>"
+        )
+    parts.append(
+        f'<text x="{left + width / 2:.1f}" y="{top + height + 34}" text-anchor="middle">'
+        "time (s); hover a window for its probabilities</text>"
+    )
+    entries = [*zip(class_names, colours, strict=True)]
+    if (~face).any():
+        entries.append(("no face", (0.85, 0.85, 0.85, 1.0)))
+    for k, (name, colour) in enumerate(entries):
+        ly = top + 14 * k
+        parts.append(
+            f'<rect x="{left + width + 12}" y="{ly}" width="10" height="10" '
+            f'fill="{_hex(colour)}"/><text x="{left + width + 26}" y="{ly + 9}">'
+            f"{escape(name)}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _hex(colour: Sequence[float]) -> str:
+    return "#" + "".join(f"{round(255 * c):02x}" for c in colour[:3])
 
 
 def write_png(figure: Figure, path: Path) -> Path:
