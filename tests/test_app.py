@@ -133,7 +133,7 @@ def test_the_page_in_a_browser_shows_the_result_and_cleans_up(
     from selenium.webdriver.common.by import By
 
     driver = browser
-    with serve(predictor, AppSettings(port=0)) as (page, url):
+    with serve(predictor, AppSettings(port=0)) as (_, url):
         workdir = Path(os.environ["GRADIO_TEMP_DIR"]).parent
         driver.get(url)  # type: ignore[attr-defined]
         card = _wait(driver, lambda d: d.find_element(By.ID, "model-card").text)

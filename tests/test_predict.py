@@ -28,7 +28,7 @@ from hdf_lightning.inference.face import (
     make_detector,
     track_faces,
 )
-from hdf_lightning.inference.predict import predict_main
+from hdf_lightning.inference.predict_cli import predict_main
 from hdf_lightning.inference.windows import (
     ShortVideoError,
     num_windows,

@@ -12,7 +12,8 @@ import pytest
 from cli_utils import tiny_checkpoint
 from face_videos import write_face_video
 from hdf_lightning.inference.face import HaarFaceDetector
-from hdf_lightning.inference.predict import PredictOptions, build_predictor, predict_main
+from hdf_lightning.inference.predict import PredictOptions, build_predictor
+from hdf_lightning.inference.predict_cli import predict_main
 from hdf_lightning.inference.runner import Job, run_jobs
 
 OPTIONS = ["--window=1s", "--stride=0.5s", "--timeline=false"]
@@ -131,7 +132,7 @@ def test_a_rerun_skips_finished_videos_and_redoes_them_when_the_options_change(
     assert code == 1
     stamps = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.windows.*")}
     first = _summary(tmp_path)
-    code, err, out = _predict(videos, checkpoint, tmp_path, monkeypatch, capsys, "--workers=2")
+    code, _, out = _predict(videos, checkpoint, tmp_path, monkeypatch, capsys, "--workers=2")
     assert code == 1 and out.count("skip ") == 4 and "4 classified (4 done before)" in out
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.windows.*")} == stamps
     again = _summary(tmp_path)

@@ -116,7 +116,9 @@ def test_video_with_more_packets_than_frames_is_damaged_and_loads_its_frames(
 
 
 @pytest.mark.slow
-def test_hdf_data_verify_counts_decodable_video_frames_and_reports_the_damage(tmp_path: Path) -> None:
+def test_hdf_data_verify_counts_decodable_video_frames_and_reports_the_damage(
+    tmp_path: Path,
+) -> None:
     import numpy as np
 
     from cli_utils import run_hdf

@@ -4,7 +4,8 @@
 * :mod:`~hdf_lightning.inference.face`: face detectors, tracking and the square crop;
 * :mod:`~hdf_lightning.inference.windows`: sliding windows;
 * :mod:`~hdf_lightning.inference.sources`: video files and frame folders;
-* :mod:`~hdf_lightning.inference.predict`: ``hdf predict`` on one video;
+* :mod:`~hdf_lightning.inference.predict`: ``hdf predict`` on one video (and its writers);
+* :mod:`~hdf_lightning.inference.predict_cli`: the ``hdf predict`` command;
 * :mod:`~hdf_lightning.inference.runner`: ``hdf predict`` over many videos (workers, devices,
   resume);
 * :mod:`~hdf_lightning.inference.app`: ``hdf app``, a local web page (Gradio, optional);
@@ -35,7 +36,7 @@ __all__ = [
 
 def predict_main(argv: list[str]) -> int:
     """``hdf predict`` (see :mod:`hdf_lightning.inference.predict`)."""
-    from hdf_lightning.inference.predict import predict_main as main
+    from hdf_lightning.inference.predict_cli import predict_main as main
 
     return main(argv)
 

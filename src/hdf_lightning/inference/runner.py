@@ -338,6 +338,7 @@ def run_on_devices(
     overwrite: bool = False,
     config: str | None = None,
     threads: int | None = None,
+    report: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
     """:func:`run_jobs` on one device, or dealt out over several (one process per device, video
     ``i`` to device ``i mod D``); prints each video's line as it finishes and shows a progress
@@ -350,13 +351,13 @@ def run_on_devices(
         devices: torch devices (``["cpu"]``, ``["cuda:0", "cuda:1"]`` ...).
         config, threads: as given to ``hdf predict`` (the device processes rebuild the
             predictor from them).
+        report: called with each video's outcome as it finishes (the console line).
     """
-    from hdf_lightning.inference.predict import report_outcome
-
     with _progress(len(jobs)) as advance:
 
         def on_outcome(outcome: Outcome) -> None:
-            report_outcome(outcome)
+            if report is not None:
+                report(outcome)
             advance()
 
         if len(devices) == 1:
