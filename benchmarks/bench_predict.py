@@ -85,6 +85,30 @@ def benchmark_video(folder: Path, *, seconds: float) -> Path:
     return video
 
 
+def paper_checkpoint(folder: Path) -> Path:
+    """The paper-size HDFNet (16×112) with random weights, saved as ``hdf predict`` reads a
+    checkpoint: ``folder/hdfnet_16x112.ckpt``."""
+    torch.manual_seed(0)
+    net = HDFNet(num_classes=7, **PAPER_NET)  # type: ignore[arg-type]
+    ckpt = folder / "hdfnet_16x112.ckpt"
+    torch.save(
+        {
+            "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+            "hyper_parameters": {"num_classes": 7},
+            "datamodule_hyper_parameters": {
+                "num_frames": 16,
+                "crop_size": 112,
+                "normalize": "kinetics",
+            },
+            "hdf_inference": {
+                "net": {"class_path": "hdf_lightning.models.HDFNet", "init_args": PAPER_NET}
+            },
+        },
+        ckpt,
+    )
+    return ckpt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -101,24 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         video = args.video or benchmark_video(folder, seconds=args.seconds)
-        torch.manual_seed(0)
-        net = HDFNet(num_classes=7, **PAPER_NET)  # type: ignore[arg-type]
-        ckpt = folder / "hdfnet_16x112.ckpt"
-        torch.save(
-            {
-                "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-                "hyper_parameters": {"num_classes": 7},
-                "datamodule_hyper_parameters": {
-                    "num_frames": 16,
-                    "crop_size": 112,
-                    "normalize": "kinetics",
-                },
-                "hdf_inference": {
-                    "net": {"class_path": "hdf_lightning.models.HDFNet", "init_args": PAPER_NET}
-                },
-            },
-            ckpt,
-        )
+        ckpt = paper_checkpoint(folder)
         options = PredictOptions(
             window=args.window,
             stride=args.stride,

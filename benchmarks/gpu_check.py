@@ -9,7 +9,10 @@ Reports, on a generated tree of 224-px face JPEG clips:
 2. the full HDF training step (paper-size HDFNet, SAM's two passes, DSM loss) in clips/s for
    bf16-mixed and 16-mixed (gradient scaler);
 3. whether the loader keeps the GPU busy: the loader's clips/s against the step's, and the share
-   of wall time the GPU spends in steps when both run together.
+   of wall time the GPU spends in steps when both run together;
+4. ``hdf predict`` over several copies of the 20 s 640×360 face video of ``bench_predict.py``
+   (paper-size HDFNet on the GPU): videos per minute one video at a time against worker processes
+   that decode, detect and crop while the GPU classifies batches taken across videos.
 
     python benchmarks/gpu_check.py                 # on a GPU: HDFNet 16x112, batch 64
     python benchmarks/gpu_check.py --smoke         # reduced CPU mode (tests): tiny net and data
@@ -226,6 +229,33 @@ def overlapped(
     return rate, rate / step_rate
 
 
+def predict_section(a: argparse.Namespace, device: torch.device, folder: Path) -> list[str]:
+    """``hdf predict`` videos/min: sequential against ``--predict-workers`` worker processes."""
+    from bench_predict import benchmark_video, paper_checkpoint
+    from hdf_lightning.inference.predict import PredictOptions, build_predictor
+    from hdf_lightning.inference.runner import Job, run_jobs
+
+    seconds, copies = (2.0, 1) if a.smoke else (20.0, a.predict_copies)
+    video = benchmark_video(folder, seconds=seconds)
+    batch = 1 if a.smoke else 16
+    options = PredictOptions(device=str(device), batch_size=batch, timeline=False)
+    predictor = build_predictor(str(paper_checkpoint(folder)), None, options)
+    jobs = [Job(i, video, f"copy{i}") for i in range(copies)]
+    lines = []
+    for workers in (0, 0 if a.smoke else a.predict_workers):
+        start = time.perf_counter()
+        outcomes = run_jobs(jobs, predictor, folder / f"predict_{workers}", workers=workers)
+        wall = time.perf_counter() - start
+        errors = [o.error for o in outcomes if o.error]
+        model = sum(o.record["timing_s"]["model"] for o in outcomes if o.record)
+        lines.append(
+            f"hdf predict, {workers} workers: {60 * copies / wall:8.1f} videos/min "
+            f"({copies} x {seconds:g} s, batch {batch}; model {model:.1f} s of {wall:.1f} s)"
+            + (f" FAILED: {errors[0]}" if errors else "")
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> str:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="reduced CPU mode (tiny net and data)")
@@ -237,6 +267,8 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--loader-batches", type=int, default=8)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--predict-copies", type=int, default=8, help="videos for hdf predict")
+    p.add_argument("--predict-workers", type=int, default=4, help="its worker processes")
     a = p.parse_args(argv)
     if a.smoke:
         a.batch, a.frames, a.size, a.workers, a.clips = 2, 4, 32, 0, 4
@@ -282,6 +314,7 @@ def main(argv: list[str] | None = None) -> str:
                     f"(loader alone {rate:.1f} vs step {step_rate:.1f} clips/s: {verdict})"
                 )
         del loaders
+        lines += predict_section(a, device, Path(tmp))
     lines.append("reproduce: python benchmarks/gpu_check.py " + " ".join(argv or sys.argv[1:]))
     text = "\n".join(lines)
     print(text)

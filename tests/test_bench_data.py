@@ -98,3 +98,4 @@ def test_gpu_check_smoke_mode_runs_on_the_cpu() -> None:
     text = gpu_check.main(["--smoke"])
     for needle in ("loader, CPU decode", "loader, GPU decode", "train step fp32", "GPU busy"):
         assert needle in text
+    assert "hdf predict, 0 workers:" in text and "FAILED" not in text

@@ -293,9 +293,11 @@ def test_frame_folders_of_the_same_layout(tmp_path: Path) -> None:
 def _extract_faces(
     videos: Path, out: Path, monkeypatch: pytest.MonkeyPatch, capsys: object
 ) -> None:
-    """``hdf data extract --faces`` of one folder (whole frames: the tiny clips are all face)."""
+    """``hdf data extract --faces --recursive`` of a corpus (whole frames: the tiny clips are all
+    face): one run, the corpus's folders kept."""
     args = ["data", "extract", "--faces=true", f"--videos={videos}", f"--out={out}"]
-    code, err = run_console([*args, "--detector=none", "--size=32"], monkeypatch, capsys)
+    args += ["--recursive=true", "--detector=none", "--size=32"]
+    code, err = run_console(args, monkeypatch, capsys)
     assert code == 0, err
 
 
@@ -304,11 +306,17 @@ def test_raw_videos_to_face_crops_in_the_corpus_layout(
 ) -> None:
     ravdess = build_ravdess(tmp_path / "RAVDESS", [1, 2])
     crops = tmp_path / "RAVDESS_faces"
-    for actor in ("Actor_01", "Actor_02"):
-        _extract_faces(ravdess.root / actor, crops / actor, monkeypatch, capsys)
+    _extract_faces(ravdess.root, crops, monkeypatch, capsys)
+    assert sorted(p.name for p in crops.iterdir()) == ["Actor_01", "Actor_02", "manifest.json"]
     cremad = build_cremad(tmp_path / "CREMA-D", [1001, 1002])
     cremad_crops = tmp_path / "CREMA-D_faces"
-    _extract_faces(cremad.root / "VideoFlash", cremad_crops / "VideoFlash", monkeypatch, capsys)
+    _extract_faces(cremad.root, cremad_crops, monkeypatch, capsys)
+    assert (cremad_crops / "VideoFlash").is_dir()
+    # a rerun finds every clip done (the manifest is keyed by the clips' relative folders)
+    args = ["data", "extract", "--faces=true", f"--videos={ravdess.root}", f"--out={crops}"]
+    args += ["--recursive=true", "--detector=none", "--size=32"]
+    code, _ = run_console(args, monkeypatch, capsys)
+    assert code == 0 and '"extracted": 0' in capsys.readouterr().out
     for videos, frames in (
         (_ravdess(ravdess.root, actors=[1, 2]), _ravdess(crops, actors=[1, 2], variant="frames")),
         (

@@ -132,6 +132,12 @@ def data_main(argv: list[str]) -> int:
         help="write the frames that decode of truncated or damaged videos (refused by default)",
     )
     extract.add_argument("--workers", type=int, default=1, help="processes over videos (--faces)")
+    extract.add_argument(
+        "--recursive",
+        type=bool,
+        default=False,
+        help="--faces: also the videos of sub-folders, into the same relative folders",
+    )
     add_face_arguments(extract)
     sub.add_subcommand("extract", extract)
 
@@ -181,7 +187,9 @@ def _data_extract(cfg: Any) -> int:
             )
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        result = extract_faces(cfg.videos, cfg.out, options, workers=cfg.workers)
+        result = extract_faces(
+            cfg.videos, cfg.out, options, workers=cfg.workers, recursive=cfg.recursive
+        )
     else:
         changed = [f"--{k}" for k, v in face.items() if v != getattr(FaceOptions, k)]
         changed += ["--workers"] if cfg.workers != 1 else []

@@ -66,15 +66,20 @@ def damaged_video_error(length: VideoLength) -> DamagedVideoError:
     )
 
 
-def clip_name(video: Path, pad_ids: bool = True) -> str:
+def clip_name(video: Path, pad_ids: bool = True, root: Path | None = None) -> str:
     """The frame folder name of a video: its stem, numeric stems padded to 5 digits (DFEW ids)
-    when ``pad_ids``."""
+    when ``pad_ids``; with ``root``, under the video's folders relative to ``root``
+    (``Actor_01/02-01-06-01-02-01-01``), so a corpus keeps its layout."""
     stem = video.stem
-    return stem.zfill(5) if pad_ids and stem.isdigit() else stem
+    name = stem.zfill(5) if pad_ids and stem.isdigit() else stem
+    if root is None:
+        return name
+    return (video.parent.relative_to(root) / name).as_posix()
 
 
-def list_videos(videos_dir: Path) -> list[Path]:
-    """The video files of a folder (not recursive), sorted.
+def list_videos(videos_dir: Path, recursive: bool = False) -> list[Path]:
+    """The video files of a folder (with ``recursive``, of its sub-folders too, hidden ones
+    left out), sorted.
 
     Raises:
         DatasetNotFoundError: the folder does not exist.
@@ -84,7 +89,15 @@ def list_videos(videos_dir: Path) -> list[Path]:
             f"video folder not found: {videos_dir}. Expected a folder of video files "
             "(e.g. <DFEW root>/Clip/original/00001.mp4)."
         )
-    return sorted(p for p in videos_dir.iterdir() if p.is_file() and is_video(p))
+    if not recursive:
+        return sorted(p for p in videos_dir.iterdir() if p.is_file() and is_video(p))
+    return sorted(
+        p
+        for p in videos_dir.rglob("*")
+        if p.is_file()
+        and is_video(p)
+        and not any(part.startswith(".") for part in p.relative_to(videos_dir).parts)
+    )
 
 
 @contextlib.contextmanager

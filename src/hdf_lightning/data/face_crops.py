@@ -139,17 +139,27 @@ def manifest_crop_record(folder: Path) -> FaceCropRecord | None:
         return None
 
 
+def _manifest_folder(folder: Path) -> Path:
+    """``folder``, or the nearest folder above it holding a manifest (``folder`` when none)."""
+    for candidate in (folder, *folder.parents):
+        if (candidate / MANIFEST_NAME).is_file():
+            return candidate
+    return folder
+
+
 def clips_crop_record(clips: Iterable[Path]) -> FaceCropRecord | None:
     """How a set of clip folders was cropped: the record of the manifest beside them.
 
     Each clip's manifest is looked up in its parent folder (``<crops>/<clip>/``, the layout ``hdf
-    data extract --faces`` writes). Returns the record when every clip has one and all agree;
+    data extract --faces`` writes), else in the nearest folder above it that has one (one
+    ``--recursive`` run writes a single manifest at its root). Returns the record when every clip
+    has one and all agree;
     None when no clip has one. Clips cropped in different ways, or only partly from a manifest,
     have no single record: a warning says so and None is returned.
     """
     records: dict[Path, FaceCropRecord | None] = {}
     for clip in clips:
-        parent = Path(clip).parent
+        parent = _manifest_folder(Path(clip).parent)
         if parent not in records:
             records[parent] = manifest_crop_record(parent)
     found = set(records.values())

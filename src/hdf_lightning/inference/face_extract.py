@@ -153,14 +153,19 @@ def kept_ranges(found: np.ndarray) -> list[list[int]]:
 
 
 def extract_face_clip(
-    video: Path, out_dir: Path, options: FaceExtractOptions, cropper: FaceCropper
+    video: Path,
+    out_dir: Path,
+    options: FaceExtractOptions,
+    cropper: FaceCropper,
+    name: str | None = None,
 ) -> ClipResult:
     """Track, check and crop one video into ``out_dir`` (see the module's steps).
 
     Never raises for a bad video: the result's ``status`` and ``message`` say what happened, and
     nothing is left in ``out_dir`` or ``<out_dir>.partial`` unless the clip was written whole.
+    ``name`` is the clip's name in the manifest (default: ``out_dir``'s name).
     """
-    result = ClipResult(out_dir.name, str(video), "failed")
+    result = ClipResult(name or out_dir.name, str(video), "failed")
     times = result.times
     try:
         source = VideoFile(video)
@@ -231,26 +236,26 @@ def _start_worker(options: FaceExtractOptions) -> None:
     _worker_cropper = FaceCropper(options)
 
 
-def _work(video: Path, out_dir: Path, options: FaceExtractOptions) -> ClipResult:
+def _work(video: Path, out_dir: Path, options: FaceExtractOptions, name: str) -> ClipResult:
     assert _worker_cropper is not None, "the worker was not started by _start_worker"
-    return extract_face_clip(video, out_dir, options, _worker_cropper)
+    return extract_face_clip(video, out_dir, options, _worker_cropper, name)
 
 
 def _results(
-    jobs: list[tuple[Path, Path]], options: FaceExtractOptions, workers: int
+    jobs: list[tuple[Path, Path, str]], options: FaceExtractOptions, workers: int
 ) -> Iterator[ClipResult]:
     """The result of each job as it finishes, computed here or by ``workers`` processes."""
     if workers <= 1 or len(jobs) <= 1:
         cropper = FaceCropper(options)
-        for video, out_dir in jobs:
-            yield extract_face_clip(video, out_dir, options, cropper)
+        for video, out_dir, name in jobs:
+            yield extract_face_clip(video, out_dir, options, cropper, name)
         return
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(jobs)), initializer=_start_worker, initargs=(options,)
     )
     futures: list[Future[ClipResult]] = []
     try:
-        futures = [pool.submit(_work, video, out_dir, options) for video, out_dir in jobs]
+        futures = [pool.submit(_work, *job[:2], options, job[2]) for job in jobs]
         for future in as_completed(futures):
             yield future.result()
     finally:
@@ -349,6 +354,7 @@ def extract_faces(
     *,
     workers: int = 1,
     pad_ids: bool = True,
+    recursive: bool = False,
     progress: bool | None = None,
     on_result: Callable[[ClipResult], None] | None = None,
 ) -> dict[str, Any]:
@@ -360,6 +366,8 @@ def extract_faces(
         options: see :class:`FaceExtractOptions`.
         workers: processes over videos (1: this process).
         pad_ids: name folders of numeric video names with 5 digits (``1.mp4`` -> ``00001/``).
+        recursive: also the videos of sub-folders, each cropped into the same relative folder
+            (``Actor_01/02-01-...mp4`` -> ``<out>/Actor_01/02-01-.../``), one manifest at the root.
         progress: show a progress bar over videos on stderr (None: when stderr is a terminal).
         on_result: called with each video's :class:`ClipResult` as it finishes.
 
@@ -379,7 +387,7 @@ def extract_faces(
     videos_dir, out = Path(videos_dir), Path(out_root)
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
-    videos = list_videos(videos_dir)
+    videos = list_videos(videos_dir, recursive)
     check_writable(out, "--out")
     cropper = FaceCropper(options)  # refuses an unknown detector before any work
     record = cropper.record(options.size)
@@ -390,10 +398,10 @@ def extract_faces(
         "videos": len(videos), "extracted": 0, "skipped": 0, "frames": 0, "failed": {},
         "damaged": {}, "face_crop": record.to_dict(), "manifest": str(out / MANIFEST_NAME),
     }  # fmt: skip
-    jobs: list[tuple[Path, Path]] = []
+    jobs: list[tuple[Path, Path, str]] = []
     owner: dict[str, Path] = {}
     for video in videos:
-        name = clip_name(video, pad_ids)
+        name = clip_name(video, pad_ids, videos_dir if recursive else None)
         if name in owner:
             result["failed"][str(video)] = (
                 f"{video}: its clip folder {name} is also the folder of {owner[name]}; rename one"
@@ -403,7 +411,7 @@ def extract_faces(
         if name in done:
             result["skipped"] += 1
         else:
-            jobs.append((video, out / name))
+            jobs.append((video, out / name, name))
     manifest = out / MANIFEST_NAME
     atomic_write_text(manifest, _manifest_text(record, options, videos_dir, clips))
     times = ExtractTimes()
