@@ -50,6 +50,7 @@ from hdf_lightning.data.face_crops import MANIFEST_NAME, FaceCropRecord
 from hdf_lightning.data.opencv import opencv
 from hdf_lightning.errors import ConfigError
 from hdf_lightning.inference.face import FaceCropper, FaceOptions, FaceTrack
+from hdf_lightning.inference.progress import video_progress
 from hdf_lightning.inference.sources import InputError, VideoFile
 from hdf_lightning.io import atomic_write_text, check_writable
 
@@ -321,32 +322,6 @@ def _manifest_text(
     return f'{head},\n "clips": {body}\n}}\n'  # one line per clip
 
 
-def _progress(enabled: bool | None, total: int) -> Any:
-    """A rich progress bar over videos on stderr (shown when stderr is a terminal by default)."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    console = Console(stderr=True)
-    return Progress(
-        TextColumn("face crops"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("videos"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not console.is_terminal if enabled is None else not enabled,
-        transient=False,
-    )
-
-
 def extract_faces(
     videos_dir: str | Path,
     out_root: str | Path,
@@ -417,7 +392,7 @@ def extract_faces(
     times = ExtractTimes()
     written = time.monotonic()
     try:
-        with _progress(progress, len(jobs)) as bar:
+        with video_progress("face crops", progress) as bar:
             task = bar.add_task("extract", total=len(jobs))
             for clip in _results(jobs, options, workers):
                 bar.advance(task)

@@ -47,6 +47,7 @@ from hdf_lightning.inference.predict import (
     video_summary,
     write_outputs,
 )
+from hdf_lightning.inference.progress import video_progress
 from hdf_lightning.inference.sources import InputError, open_source
 from hdf_lightning.inference.windows import ShortVideoError
 
@@ -369,12 +370,13 @@ def run_on_devices(
             predictor from them).
         report: called with each video's outcome as it finishes (the console line).
     """
-    with _progress(len(jobs)) as advance:
+    with video_progress("predict") as bar:
+        task = bar.add_task("predict", total=len(jobs))
 
         def on_outcome(outcome: Outcome) -> None:
             if report is not None:
                 report(outcome)
-            advance()
+            bar.advance(task)
 
         if len(devices) == 1:
             return run_jobs(
@@ -383,41 +385,6 @@ def run_on_devices(
         return _dealt_out(
             jobs, predictor, out, devices, workers, overwrite, config, threads, on_outcome
         )
-
-
-class _progress:
-    """A rich progress bar over videos on stderr (only on a terminal); ``advance()`` per video."""
-
-    def __init__(self, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        console = Console(stderr=True)
-        self.bar = Progress(
-            TextColumn("videos"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            disable=not console.is_terminal,
-        )
-        self.task = self.bar.add_task("videos", total=total)
-
-    def __enter__(self) -> Callable[[], None]:
-        self.bar.start()
-        return lambda: self.bar.advance(self.task)
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
 
 
 def _device_process(
