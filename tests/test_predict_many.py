@@ -12,9 +12,10 @@ import pytest
 from cli_utils import tiny_checkpoint
 from face_videos import write_face_video
 from hdf_lightning.inference.face import HaarFaceDetector
-from hdf_lightning.inference.predict import PredictOptions, build_predictor
+from hdf_lightning.inference.predict import PredictOptions, VideoPreparer, build_predictor
 from hdf_lightning.inference.predict_cli import predict_main
 from hdf_lightning.inference.runner import Job, run_jobs
+from hdf_lightning.inference.sources import InputError
 
 OPTIONS = ["--window=1s", "--stride=0.5s", "--timeline=false"]
 
@@ -190,3 +191,27 @@ def test_bad_worker_and_device_options_are_one_line(
     assert code == 2 and err.strip() == "hdf predict: error: --workers must be >= 0, got -1"
     code, err, _ = _predict(videos, checkpoint, tmp_path, monkeypatch, capsys, "--devices=[]")
     assert code == 2 and "--devices must name at least one device" in err
+
+
+def test_a_video_that_fails_after_some_of_its_clips_fails_alone(
+    videos: Path, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoding error in the second pass, after clips of the video were sent and batched."""
+    original = VideoPreparer.window_clips
+
+    def failing(self, source, result, plan):  # type: ignore[no-untyped-def]
+        for count, item in enumerate(original(self, source, result, plan)):
+            if source.path.name == "clip1.mp4" and count == 4:  # after one message of 4 clips
+                raise InputError(f"{source.path}: cannot decode the video (cut short)")
+            yield item
+
+    monkeypatch.setattr(VideoPreparer, "window_clips", failing)  # the forked workers inherit it
+    # one worker: clip1's first clips wait in a batch that later videos fill
+    options = PredictOptions(window="1s", batch_size=64, timeline=False)
+    predictor = build_predictor(str(checkpoint), None, options)
+    jobs = [Job(i, videos / f"clip{i}.mp4", f"clip{i}") for i in range(4)]
+    outcomes = run_jobs(jobs, predictor, tmp_path, workers=1)
+    assert [o.error is None for o in outcomes] == [True, False, True, True]
+    assert "cut short" in str(outcomes[1].error)
+    assert not (tmp_path / "clip1.windows.jsonl").exists()
+    assert all(o.record is not None for i, o in enumerate(outcomes) if i != 1)

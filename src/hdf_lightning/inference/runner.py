@@ -313,8 +313,9 @@ def _serve_workers(
                             yield Outcome(job, error=f"{job.path}: its worker process died")
                 continue
             kind, index = message[0], message[1]
-            if kind == "fail":
+            if kind == "fail":  # possibly after some of its clips: those are dropped
                 open_.pop(index, None)
+                batch[:] = [item for item in batch if item[0] != index]
                 finished += 1
                 reported.add(index)
                 yield Outcome(by_index[index], error=message[2])
