@@ -189,3 +189,30 @@ def test_a_text_upload_shows_a_message_and_the_page_keeps_working(
         _upload_and_analyse(driver, media["video"])
         headline = _wait(driver, lambda d: d.find_element(By.ID, "headline").text)
         assert "windows with a face" in str(headline)
+
+
+def test_the_timeline_svg_shades_windows_without_a_face_and_titles_every_window() -> None:
+    import numpy as np
+
+    from hdf_lightning.inference.timeline import timeline_svg
+
+    probs = np.array([[0.7, 0.2, 0.1], [np.nan] * 3, [0.1, 0.1, 0.8]])
+    svg = timeline_svg(
+        [0.0, 1.0, 2.0], [2.0, 3.0, 4.0], probs, ["happy", "sad", "fear"], duration=4
+    )
+    assert svg.count('class="window"') == 3 and svg.count('class="no-face"') == 1
+    assert "<title>window 1, 1.00-3.00 s: no face</title>" in svg
+    assert "<title>window 2, 2.00-4.00 s: fear 0.80, happy 0.10, sad 0.10</title>" in svg
+    assert 'data-face="false"' in svg and svg.count('data-face="true"') == 2
+
+
+def test_the_page_offers_the_videos_of_a_folder(
+    predictor: Predictor, media: dict[str, Path], tmp_path: Path
+) -> None:
+    from hdf_lightning.inference.app import build_app
+
+    page = build_app(predictor, AppSettings(folder=media["video"].parent), tmp_path)
+    picked = next(b for b in page.blocks.values() if getattr(b, "elem_id", None) == "picked")
+    offered = [Path(str(value)).name for _, value in picked.choices]
+    assert sorted(offered) == ["empty.mp4", "face.mp4", "short.mp4"]  # notes.txt is no video
+    assert picked.visible
