@@ -265,3 +265,24 @@ def test_fit_on_a_csv_of_frame_folders_and_video_files(tmp_path: Path) -> None:
     assert cli.trainer.global_step == 3  # 9 training clips, batch 3
     kinds = {r.kind for r in cli.datamodule.split_records("train")}
     assert kinds == {"frames", "video"}
+
+
+def test_top_level_help_loads_no_torch_lightning_opencv_or_matplotlib() -> None:
+    """``hdf --help`` answers without importing the heavy libraries (checked in a fresh process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from hdf_lightning.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "heavy = ('torch', 'pytorch_lightning', 'lightning_fabric', 'cv2', 'matplotlib')\n"
+        "print('LOADED', [m for m in heavy if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "hdf predict" in done.stdout and "hdf app" in done.stdout
+    assert "LOADED []" in done.stdout

@@ -14,28 +14,28 @@ A fit stopped by SIGTERM exits with 143 after saving a resumable checkpoint.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lightning_fabric.utilities.exceptions import MisconfigurationException
-from pytorch_lightning.utilities.exceptions import SIGTERMException
-
-from hdf_lightning import commands, inference
 from hdf_lightning.errors import INTERRUPTED_EXIT, USER_ERROR_EXIT, UserError
-from hdf_lightning.lit.lightning_cli import configure_wandb_mode, make_cli
+from hdf_lightning.usage import TOP_LEVEL_HELP
 
-EXTRA_COMMANDS: dict[str, Callable[[list[str]], int]] = {
-    "data": commands.data_main,
-    "cv": commands.cv_main,
-    "cost": commands.cost_main,
-    "predict": inference.predict_main,
-    "export": inference.export_main,
-    "app": inference.app_main,
+EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("hdf_lightning.commands", "data_main"),
+    "cv": ("hdf_lightning.commands", "cv_main"),
+    "cost": ("hdf_lightning.commands", "cost_main"),
+    "predict": ("hdf_lightning.inference", "predict_main"),
+    "export": ("hdf_lightning.inference", "export_main"),
+    "app": ("hdf_lightning.inference", "app_main"),
 }
-"""``hdf <name> ...`` commands beside Lightning's subcommands."""
+"""``hdf <name> ...`` commands beside Lightning's subcommands: (module, function), imported only
+when the command runs, so that ``hdf --help`` loads neither torch nor Lightning."""
+
+HELP_FLAGS = ("-h", "--help")
 
 DEBUG_ENV = "HDF_DEBUG"
 """Environment variable: set to 1 to see the traceback of user errors."""
@@ -53,15 +53,17 @@ def main(args: Sequence[str] | None = None) -> Any:
         return _run(args)
     try:
         result = _run(None)
-    except SIGTERMException as exc:
-        print(interrupt_message(exc, sys.argv[1] if len(sys.argv) > 1 else ""), file=sys.stderr)
-        sys.exit(INTERRUPTED_EXIT)
     except Exception as err:
         message = user_error_message(err)
         if message is None or debug_enabled():
             raise
         print(f"hdf: error: {message}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT)
+    except BaseException as exc:  # Lightning's SIGTERMException is a SystemExit
+        if not _lightning_error(exc, "pytorch_lightning.utilities.exceptions", "SIGTERMException"):
+            raise
+        print(interrupt_message(exc, sys.argv[1] if len(sys.argv) > 1 else ""), file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
     # the console script passes the return value to sys.exit: an int is the exit code
     return result if isinstance(result, int) else None
 
@@ -88,9 +90,20 @@ def user_error_message(err: BaseException) -> str | None:
             "(--data.worker_timeout): a worker is stuck or the storage is far too slow. Rerun with "
             "--data.num_workers 0 to see where loading stops, or raise --data.worker_timeout"
         )
-    if not isinstance(err, UserError | MisconfigurationException | FloatingPointError):
+    misconfigured = _lightning_error(
+        err, "lightning_fabric.utilities.exceptions", "MisconfigurationException"
+    )
+    if not (isinstance(err, UserError | FloatingPointError) or misconfigured):
         return None
     return unwrap_worker_message(err)
+
+
+def _lightning_error(err: BaseException, module: str, name: str) -> bool:
+    """Whether ``err`` is the Lightning exception ``module.name`` (False when Lightning was never
+    imported: then nothing could have raised it)."""
+    loaded = sys.modules.get(module)
+    kind = getattr(loaded, name, None) if loaded is not None else None
+    return isinstance(kind, type) and isinstance(err, kind)
 
 
 _LOADER_STALL = re.compile(r"^DataLoader timed out after ([\d.]+) seconds")
@@ -123,11 +136,22 @@ def interrupt_message(exc: BaseException, command: str = "fit") -> str:
     return f"hdf: interrupted by SIGTERM at step {step}; saved {path}. {resume}"
 
 
+def extra_command(name: str) -> Callable[[list[str]], int]:
+    """The function of the extra command ``name`` (see :data:`EXTRA_COMMANDS`)."""
+    module, function = EXTRA_COMMANDS[name]
+    return getattr(importlib.import_module(module), function)
+
+
 def _run(args: Sequence[str] | None) -> Any:
     argv = list(sys.argv[1:] if args is None else args)
+    if not argv or argv[0] in HELP_FLAGS:  # answered without loading torch or Lightning
+        print(TOP_LEVEL_HELP)
+        raise SystemExit(0 if argv else USER_ERROR_EXIT)  # as argparse ends a help or usage
+    from hdf_lightning.lit.lightning_cli import configure_wandb_mode, make_cli
+
     configure_wandb_mode()
-    if argv and argv[0] in EXTRA_COMMANDS:
-        return EXTRA_COMMANDS[argv[0]](argv[1:])
+    if argv[0] in EXTRA_COMMANDS:
+        return extra_command(argv[0])(argv[1:])
     return make_cli(None if args is None else argv)
 
 

@@ -40,6 +40,7 @@ from hdf_lightning.faults import (
 from hdf_lightning.inference.record import InferenceRecord
 from hdf_lightning.io import atomic_write_text, check_writable
 from hdf_lightning.lit.module import HDFClassifier, sam_accumulation_error
+from hdf_lightning.usage import EXTRA_COMMANDS_HELP
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +55,6 @@ NO_CHECKPOINT = "none"
 
 TEST_METRICS_FILE = "test_metrics.json"
 """Written by ``hdf test`` beside its figures: the checkpoint and the ``test/*`` metrics."""
-
-EXTRA_COMMANDS_HELP = """extra commands:
-  hdf data synth     write the synthetic DFER dataset (DFEW or FERV39k layout)
-  hdf data verify    count clips, frames, missing and unreadable items of a dataset
-  hdf data extract   decode videos into DFEW-style frame folders
-  hdf cv             run the DFEW 5-fold protocol and write the results table
-  hdf cost           parameters, GFLOPs, peak memory and clips/s of a model
-  hdf predict        expression probabilities of your own videos (face crop, sliding windows)
-  hdf export         export a checkpoint's network to ONNX / torch.export / TorchScript
-  hdf app            a local web page: upload a video, see the face and the expressions over time
-
-Each accepts --help. Quick start: hdf fit --config configs/demo.yaml"""
 
 
 def wandb_has_credentials() -> bool:
