@@ -140,7 +140,7 @@ def analyse(
         svg=timeline_svg(
             [w.start_s for w in result.windows],
             [w.end_s for w in result.windows],
-            _window_probs(result, len(names)),
+            result.window_probs(len(names)),
             names,
             duration=result.duration,
         ),
@@ -148,12 +148,6 @@ def analyse(
         columns=["window", "start (s)", "end (s)", "face", "top class", "top prob", *names],
         downloads=[outputs[k] for k in ("jsonl", "csv", "timeline") if k in outputs],
         video=str(video) if video is not None else None,
-    )
-
-
-def _window_probs(result: VideoResult, num_classes: int) -> np.ndarray:
-    return np.array(
-        [w.probs if w.probs is not None else np.full(num_classes, np.nan) for w in result.windows]
     )
 
 

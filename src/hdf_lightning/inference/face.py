@@ -360,18 +360,22 @@ class FaceOptions:
     min_face_fraction: float = 0.5
 
     def __post_init__(self) -> None:
-        checks = (
+        self.check_ranges(
             ("detect_every", self.detect_every >= 1, ">= 1"),
             ("detect_width", self.detect_width >= 32, ">= 32"),
             ("margin", 0.0 <= self.margin <= 2.0, "in [0, 2]"),
             ("smooth", self.smooth >= 1, ">= 1"),
             ("min_face_fraction", 0.0 < self.min_face_fraction <= 1.0, "in (0, 1]"),
         )
+        if self.max_gap is not None and self.max_gap < 0:
+            raise ValueError(f"--max_gap must be >= 0, got {self.max_gap}")
+
+    def check_ranges(self, *checks: tuple[str, bool, str]) -> None:
+        """Raise ``ValueError("--<name> must be <expected>, got <value>")`` for the first
+        ``(name, ok, expected)`` check that failed (the options' flags have their names)."""
         for name, ok, expected in checks:
             if not ok:
                 raise ValueError(f"--{name} must be {expected}, got {getattr(self, name)}")
-        if self.max_gap is not None and self.max_gap < 0:
-            raise ValueError(f"--max_gap must be >= 0, got {self.max_gap}")
 
     @property
     def gap(self) -> int:

@@ -87,12 +87,9 @@ class PredictOptions(FaceOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name, ok, expected in (
-            ("fps", self.fps > 0, "> 0"),
-            ("batch_size", self.batch_size >= 1, ">= 1"),
-        ):
-            if not ok:
-                raise ValueError(f"--{name} must be {expected}, got {getattr(self, name)}")
+        self.check_ranges(
+            ("fps", self.fps > 0, "> 0"), ("batch_size", self.batch_size >= 1, ">= 1")
+        )
 
 
 @dataclass
@@ -162,6 +159,12 @@ class VideoResult:
         if self.video_length is None:  # a frame folder: what is there is what it declares
             return {"decoded_frames": self.num_frames, "declared_frames": None, "damaged": False}
         return self.video_length.to_dict()
+
+    def window_probs(self, num_classes: int) -> np.ndarray:
+        """``(W, K)`` probabilities of every window; rows of windows without a face are NaN."""
+        return np.array(
+            [w.probs if w.probs is not None else np.full(num_classes, np.nan) for w in self.windows]
+        )
 
     def face_windows(self) -> list[WindowResult]:
         return [w for w in self.windows if w.probs is not None]
@@ -527,12 +530,7 @@ def write_outputs(
     if options.timeline:
         from hdf_lightning.inference.timeline import timeline_figure, write_png
 
-        table_probs = np.array(
-            [
-                w.probs if w.probs is not None else np.full(len(names), np.nan)
-                for w in result.windows
-            ]
-        )
+        table_probs = result.window_probs(len(names))
         mean = result.mean_probs()
         verdict = "no face" if mean is None else f"{names[int(mean.argmax())]} {mean.max():.2f}"
         figure = timeline_figure(

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hdf_lightning.inference.checkpoint import Preprocessing
 from hdf_lightning.inference.predict import (
     PredictOptions,
     Predictor,
@@ -188,13 +189,11 @@ def _sequential(
 
 # ------------------------------------------------------------------------------------ workers
 def _worker(
-    options: PredictOptions,
-    preparer_state: tuple[Any, ...],
-    tasks: Any,
-    results: Any,
+    options: PredictOptions, preprocessing: Preprocessing, tasks: Any, results: Any
 ) -> None:
-    """A worker process: prepares the videos it takes from ``tasks`` and sends their clips."""
-    preparer = VideoPreparer(options, *preparer_state)
+    """A worker process: prepares the videos it takes from ``tasks`` and sends their clips (the
+    detector is built here, from ``options.detector``)."""
+    preparer = VideoPreparer(options, preprocessing)
     while True:
         task = tasks.get()
         if task is None:
@@ -256,10 +255,10 @@ def _serve_workers(
     count = min(workers, len(jobs))
     for _ in range(count):
         tasks.put(None)
-    state = (predictor.model.preprocessing, None)
+    preprocessing = predictor.model.preprocessing
     processes = [
         context.Process(
-            target=_worker, args=(predictor.options, state, tasks, results), daemon=True
+            target=_worker, args=(predictor.options, preprocessing, tasks, results), daemon=True
         )
         for _ in range(count)
     ]
@@ -268,8 +267,7 @@ def _serve_workers(
     by_index = {job.index: job for job in jobs}
     open_: dict[int, _Open] = {}
     batch: list[tuple[int, int, np.ndarray]] = []  # (job index, window index, clip)
-    finished = 0
-    reported: set[int] = set()
+    reported: set[int] = set()  # the jobs whose outcome was yielded
 
     def classify() -> None:
         if not batch:
@@ -286,13 +284,11 @@ def _serve_workers(
         batch.clear()
 
     def ready() -> Iterator[Outcome]:
-        nonlocal finished
         for index in [i for i, v in open_.items() if v.ended and v.pending == 0]:
             video = open_.pop(index)
             assert video.result is not None
             finish_windows(video.result, video.plan)
             video.result.wall = video.worker_seconds + video.result.times.model
-            finished += 1
             reported.add(index)
             try:
                 yield _done(video.job, video.result, predictor, out, run)
@@ -300,7 +296,7 @@ def _serve_workers(
                 yield _failure(video.job, err)
 
     try:
-        while finished < len(jobs):
+        while len(reported) < len(jobs):
             try:
                 message = results.get(timeout=5.0)
             except queue.Empty:
@@ -308,7 +304,6 @@ def _serve_workers(
                     # a worker died without a word (killed, out of memory): fail what is left
                     for job in jobs:
                         if job.index not in reported:
-                            finished += 1
                             reported.add(job.index)
                             yield Outcome(job, error=f"{job.path}: its worker process died")
                 continue
@@ -316,7 +311,6 @@ def _serve_workers(
             if kind == "fail":  # possibly after some of its clips: those are dropped
                 open_.pop(index, None)
                 batch[:] = [item for item in batch if item[0] != index]
-                finished += 1
                 reported.add(index)
                 yield Outcome(by_index[index], error=message[2])
                 continue

@@ -174,7 +174,6 @@ class FolderFrames:
         except (OSError, ValueError) as err:
             raise InputError(f"{self.path}: {err}") from err
         self.num_frames = len(self.files)
-        self.length = None
         try:
             with Image.open(self.files[0]) as image:
                 self.width, self.height = image.size
