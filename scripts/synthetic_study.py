@@ -1,11 +1,17 @@
-"""Seen- versus unseen-source accuracy of the HDF ablation variants on synthetic heterogeneous data.
+"""Accuracy of the HDF ablation variants on seen and on held-out kinds of heterogeneity.
 
 Each variant of ``configs/ablations/`` is trained at the demo's sizes (``configs/demo.yaml``) on
-the synthetic DFEW-layout data with one capture style held out of training
-(``--data.unseen_source=true``), for several seeds. The best-validation checkpoint is tested on the
-test fold (the checkpoint is selected on held-out training clips, ``--protocol honest``), and
-WAR/UAR are computed separately on the test clips of the styles seen in training
-and on those of the held-out style (``synthetic_manifest.csv``, column ``seen_in_training``).
+the synthetic DFEW-layout data, for several seeds. The data holds one test-only style per family
+of heterogeneity (``--data.held_out``: colour, quality, sampling, timing; each outside the seen
+range in its own family only), with ``--held-out-clips`` clips per subject and style. The
+best-validation checkpoint (selected on held-out training clips, ``--protocol honest``) is tested
+on the test fold, and WAR/UAR are computed separately on the test clips of the seen styles and on
+those of each held-out style (``synthetic_manifest.csv``, column ``source``).
+
+The report gives, per variant and test set, the mean WAR over seeds with its seed spread and a
+95 % interval that combines the seeds and the draw of the test clips
+(:func:`hdf_lightning.evaluation.stats.crossed_interval`), and the paired difference against
+``x3d`` (same seed, same clips) with its interval.
 
 Every variant starts from the same pretrained backbone, as video expression models are fine-tuned
 from Kinetics-pretrained backbones (``configs/dfew.yaml`` takes a Kinetics X3D checkpoint;
@@ -19,10 +25,13 @@ random init instead (plain X3D + SAM then collapses to one class, see
 
 Every training runs in its own ``hdf fit`` / ``hdf test`` subprocess; a run whose ``result.json``
 exists is skipped, and an interrupted fit resumes from its ``last.ckpt``. Results go to
-``<out>/synthetic_study.md`` (the table and the command line) and ``<out>/synthetic_study.csv``.
+``<out>/synthetic_study.md`` (the tables and the command line), ``<out>/synthetic_study.csv``
+(per run) and ``<out>/synthetic_study_intervals.csv``, all written atomically; ``--report-only``
+rebuilds them from the run folders' ``result.json`` alone.
 
     python scripts/synthetic_study.py --out runs/synthetic_study
     python scripts/synthetic_study.py --dry-run                      # print the commands only
+    python scripts/synthetic_study.py --out runs/synthetic_study --report-only
     python scripts/synthetic_study.py --seeds 0 --epochs 1 --variants x3d hdf \\
         --extra="--data.image_size=32 --data.crop_size=32"           # forward extra overrides
 """
@@ -35,7 +44,7 @@ import json
 import logging
 import os
 import shlex
-import statistics
+import shutil
 import subprocess
 import sys
 import time
@@ -45,12 +54,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
+from hdf_lightning.commands import build_datamodule, split_data_overrides
 from hdf_lightning.data.datasets import read_dfew_split
+from hdf_lightning.data.synthetic import HELD_OUT_FAMILIES
 from hdf_lightning.evaluation.metrics import uar_war_from_predictions
+from hdf_lightning.evaluation.stats import Interval, crossed_interval, mean_std, seed_interval
 from hdf_lightning.inference.checkpoint import network_weights, read_checkpoint
+from hdf_lightning.io import atomic_path, atomic_write_text
 
 log = logging.getLogger("synthetic_study")
 
@@ -84,7 +98,12 @@ DEMO_DEFAULTS = {
     "clips_per_subject": int(DEMO["data"]["init_args"]["clips_per_subject"]),
 }
 """The study's defaults: the demo's epochs and data size."""
-SUBSETS = ("seen", "unseen")
+FAMILIES = tuple(HELD_OUT_FAMILIES)
+HELD_OUT_CLIPS = 100
+"""Default clips per subject of each held-out style: 1200 test clips per style on a 60-subject
+fold (one run's WAR then has a sampling error of at most 1.45 points)."""
+BASELINE = "x3d"
+"""The variant every other one is paired against."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +123,8 @@ class Settings:
             generate the data of each run with its training seed (one data set per seed).
         backbone: ``"pretrained"`` (every run starts from the pretraining run's backbone) or
             ``"scratch"`` (random init).
+        held_out: the held-out families (test-only styles) of the study data.
+        held_out_clips: clips per subject of each held-out style.
     """
 
     epochs: int
@@ -114,6 +135,13 @@ class Settings:
     extra: tuple[str, ...]
     synth_seed: int | None = 0
     backbone: str = "pretrained"
+    held_out: tuple[str, ...] = FAMILIES
+    held_out_clips: int = HELD_OUT_CLIPS
+
+    @property
+    def subsets(self) -> tuple[str, ...]:
+        """The test sets reported: ``seen``, then one per held-out family."""
+        return ("seen", *self.held_out)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +153,8 @@ class Settings:
             "extra": list(self.extra),
             "synth_seed": "seed" if self.synth_seed is None else self.synth_seed,
             "backbone": self.backbone,
+            "held_out": list(self.held_out),
+            "held_out_clips": self.held_out_clips,
         }
 
 
@@ -133,7 +163,7 @@ class Run:
     """One (variant, seed) training under ``out`` on the data of generator seed ``synth_seed``.
 
     The backbone's pretraining is the run with ``pretrain=True`` (variant ``x3d``, data without
-    unseen-style clips, in ``runs/pretrain`` and ``data/pretrain``).
+    held-out styles, in ``runs/pretrain`` and ``data/pretrain``).
     """
 
     variant: str
@@ -195,7 +225,9 @@ def common_args(run: Run, settings: Settings) -> list[str]:
         *DEMO_NET,
         f"--seed_everything={run.seed}",
         f"--data.root={run.data_root}",
-        f"--data.unseen_source={str(not run.pretrain).lower()}",
+        "--data.unseen_source=false",
+        f"--data.held_out=[{'' if run.pretrain else ','.join(settings.held_out)}]",
+        f"--data.held_out_clips_per_subject={settings.held_out_clips}",
         f"--data.num_subjects={settings.subjects}",
         f"--data.clips_per_subject={settings.clips_per_subject}",
         f"--data.synth_seed={run.synth_seed}",
@@ -264,68 +296,107 @@ def ensure_backbone(out: Path, settings: Settings) -> Path:
     return target
 
 
+def prepare_data(run: Run, settings: Settings) -> None:
+    """Write the synthetic data of ``run`` (kept when it exists) as its ``hdf fit`` would.
+
+    The DataModule is built from configs/demo.yaml and the run's ``--data.*`` arguments and
+    generates into a temporary folder beside ``run.data_root``, renamed when complete, so an
+    interrupted generation never leaves a partial tree behind.
+    """
+    if run.data_root.exists():
+        return
+    overrides, _ = split_data_overrides(common_args(run, settings))
+    partial = run.data_root.with_name(f".{run.data_root.name}.partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    datamodule = build_datamodule(str(REPO / "configs" / "demo.yaml"), overrides)
+    datamodule.root = partial
+    log.info("writing the synthetic data %s", run.data_root)
+    datamodule.prepare_data()
+    partial.rename(run.data_root)
+
+
 def run_all(runs: Sequence[Run], settings: Settings, jobs: int) -> list[dict[str, Any]]:
     """:func:`run_one` for every run, ``jobs`` at a time, results in the order of ``runs``.
 
-    With ``settings.backbone == "pretrained"`` the backbone is pretrained first (alone).
-
-    The first run of each data set runs alone, since its fit writes the data; the others then
-    share the written tree, each with cores ÷ ``jobs`` threads (``OMP_NUM_THREADS``) unless the
+    First, and at the same time: each missing data set is written (:func:`prepare_data`) and,
+    with ``settings.backbone == "pretrained"``, the backbone is pretrained. Then the runs share
+    the written trees, each with cores ÷ ``jobs`` threads (``OMP_NUM_THREADS``) unless the
     environment sets them.
     """
-    if settings.backbone == "pretrained" and runs:
-        ensure_backbone(runs[0].out, settings)
-    first: dict[Path, int] = {}
-    for i, run in enumerate(runs):
-        first.setdefault(run.data_root, i)
-    results: dict[int, dict[str, Any]] = {}
-    for i in sorted(first.values()):
-        results[i] = run_one(runs[i], settings)
+    first: dict[Path, Run] = {}
+    for run in runs:
+        first.setdefault(run.data_root, run)
+    with ThreadPoolExecutor(max_workers=len(first) + 1) as pool:
+        writes = [pool.submit(prepare_data, run, settings) for run in first.values()]
+        if settings.backbone == "pretrained" and runs:
+            ensure_backbone(runs[0].out, settings)
+        for write in writes:
+            write.result()
     threads: dict[str, str] = {}
     if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
         threads["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
-    rest = [i for i in range(len(runs)) if i not in results]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {i: pool.submit(run_one, runs[i], settings, threads) for i in rest}
-        for i, future in futures.items():
-            results[i] = future.result()
-    return [results[i] for i in range(len(runs))]
+        futures = [pool.submit(run_one, run, settings, threads) for run in runs]
+        return [future.result() for future in futures]
 
 
-def read_manifest(data_root: Path) -> dict[str, bool]:
-    """``video_name`` (5-digit id) -> whether its capture style was seen in training."""
+def read_manifest(data_root: Path) -> dict[str, str]:
+    """``video_name`` (5-digit id) -> its test set: ``"seen"`` or the held-out family."""
     path = data_root / "synthetic_manifest.csv"
     if not path.is_file():
         raise FileNotFoundError(f"synthetic manifest not found: {path} (written with the data)")
     with path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    if not rows or "seen_in_training" not in rows[0]:
-        raise ValueError(f"{path}: expected a 'seen_in_training' column, got {list(rows[:1])}")
-    return {row["video_name"]: row["seen_in_training"] == "True" for row in rows}
+    if not rows or not {"seen_in_training", "source"} <= set(rows[0]):
+        raise ValueError(
+            f"{path}: expected 'source' and 'seen_in_training' columns, got {list(rows[:1])}"
+        )
+    return {
+        row["video_name"]: (
+            "seen" if row["seen_in_training"] == "True" else row["source"].removeprefix("held_out_")
+        )
+        for row in rows
+    }
 
 
-def split_metrics(run: Run, settings: Settings) -> dict[str, dict[str, float]]:
-    """WAR/UAR of the saved test predictions on seen-source, unseen-source and all test clips.
+def split_metrics(run: Run, settings: Settings) -> dict[str, dict[str, Any]]:
+    """WAR/UAR of the saved test predictions on each test set (:attr:`Settings.subsets`).
 
     ``predictions/test_rank0.pt`` holds ``index`` (row of the test split), ``label``, ``pred``
-    (each ``(N,)``) and ``probs`` ``(N, K)``.
+    (each ``(N,)``) and ``probs`` ``(N, K)``. Each test set's entry also keeps its clip ids and
+    a ``correct`` string (``"1"``/``"0"`` per clip, in id order), from which the intervals of
+    the report are computed.
     """
     saved = torch.load(run.run_dir / PREDICTIONS)
     index, labels, preds = saved["index"].long(), saved["label"].long(), saved["pred"].long()
     num_classes = int(saved["probs"].shape[1])
     records = read_dfew_split(run.data_root, settings.fold, "test")
-    if len(set(index.tolist())) != len(records):
+    if sorted(index.tolist()) != list(range(len(records))):
         raise ValueError(
             f"{run.run_dir / PREDICTIONS}: expected one prediction per test clip "
             f"({len(records)}), got {len(set(index.tolist()))} distinct indices"
         )
-    seen_of = read_manifest(run.data_root)
-    seen = torch.tensor([seen_of[records[i].clip_id] for i in index.tolist()], dtype=torch.bool)
-    masks = {"seen": seen, "unseen": ~seen, "all": torch.ones_like(seen)}
+    subset_of = read_manifest(run.data_root)
+    clip_ids = [records[i].clip_id for i in index.tolist()]
+    subsets = [subset_of[clip_id] for clip_id in clip_ids]
     metrics = {}
-    for name, mask in masks.items():
-        war, uar = uar_war_from_predictions(preds[mask], labels[mask], num_classes)
-        metrics[name] = {"war": war, "uar": uar, "clips": int(mask.sum())}
+    for name in settings.subsets:
+        rows = sorted(
+            (cid, i) for i, (cid, s) in enumerate(zip(clip_ids, subsets, strict=True)) if s == name
+        )
+        if not rows:
+            raise ValueError(f"{run.data_root}: no test clip of the {name!r} test set")
+        picks = torch.tensor([i for _, i in rows])
+        war, uar = uar_war_from_predictions(preds[picks], labels[picks], num_classes)
+        correct = (preds[picks] == labels[picks]).tolist()
+        metrics[name] = {
+            "war": war,
+            "uar": uar,
+            "clips": len(rows),
+            "ids": [cid for cid, _ in rows],
+            "correct": "".join("1" if c else "0" for c in correct),
+        }
     return metrics
 
 
@@ -355,63 +426,169 @@ def run_one(
         "fit_command": shlex.join(fit),
         "test_command": shlex.join(test),
     }
-    result_path.write_text(json.dumps(result, indent=2))
+    atomic_write_text(result_path, json.dumps(result, indent=2))
     return result
 
 
-def _mean_std(values: Sequence[float]) -> str:
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+def _scores(run: dict[str, Any], subset: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """A run's clip ids and 0/1 correctness on one test set."""
+    entry = run["metrics"][subset]
+    return tuple(entry["ids"]), np.frombuffer(entry["correct"].encode(), dtype=np.uint8) - 48
 
 
-def study_table(results: Sequence[dict[str, Any]], variants: Sequence[str]) -> str:
-    """Markdown table: WAR/UAR (%) mean ± std over seeds on seen and unseen sources per variant."""
-    lines = [
-        "| variant | seeds | WAR seen | UAR seen | WAR unseen | UAR unseen | UAR seen − unseen |",
-        "|---|---|---|---|---|---|---|",
-    ]
+def interval(rows: Sequence[tuple[tuple[str, ...], np.ndarray]]) -> Interval | None:
+    """The interval of per-seed score rows (ids, scores); ``None`` for a single seed.
+
+    Rows over the same clips give :func:`crossed_interval` (seeds and clips); rows over
+    different clips (``--vary-data``) give :func:`seed_interval` of their means.
+    """
+    if len(rows) < 2:
+        return None
+    if all(ids == rows[0][0] for ids, _ in rows):
+        return crossed_interval(np.stack([scores for _, scores in rows]).astype(np.float64))
+    return seed_interval([float(scores.mean()) for _, scores in rows])
+
+
+def study_intervals(
+    results: Sequence[dict[str, Any]], variants: Sequence[str], subsets: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Per variant and test set: the WAR interval (``kind="war"``) and, for every variant but
+    :data:`BASELINE`, the paired WAR difference against it over the seeds both have
+    (``kind="diff"``). Values are fractions; ``interval`` is ``None`` for one seed."""
+    by_run = {(r["variant"], r["seed"]): r for r in results}
+    rows: list[dict[str, Any]] = []
     for variant in variants:
-        runs = [r for r in results if r["variant"] == variant]
-        if not runs:
-            continue
-        cells = [
-            _mean_std([r["metrics"][subset][metric] for r in runs])
-            for subset in SUBSETS
-            for metric in ("war", "uar")
-        ]
-        gap = _mean_std([r["metrics"]["seen"]["uar"] - r["metrics"]["unseen"]["uar"] for r in runs])
-        seeds = ",".join(str(r["seed"]) for r in runs)
-        lines.append(f"| {variant} | {seeds} | " + " | ".join(cells) + f" | {gap} |")
-    return "\n".join(lines)
+        seeds = sorted(seed for v, seed in by_run if v == variant)
+        paired = [s for s in seeds if (BASELINE, s) in by_run] if variant != BASELINE else []
+        for subset in subsets:
+            scores = [_scores(by_run[variant, s], subset) for s in seeds]
+            rows.append(_interval_row(variant, subset, "war", seeds, scores))
+            if not paired:
+                continue
+            diffs = []
+            for s in paired:
+                ids, mine = _scores(by_run[variant, s], subset)
+                base_ids, base = _scores(by_run[BASELINE, s], subset)
+                if ids != base_ids:
+                    raise ValueError(
+                        f"{variant} and {BASELINE} seed {s} were tested on different {subset} "
+                        "clips; the paired difference needs the same test set"
+                    )
+                diffs.append((ids, mine.astype(np.float64) - base))
+            rows.append(_interval_row(variant, subset, "diff", paired, diffs))
+    return rows
+
+
+def _interval_row(
+    variant: str,
+    subset: str,
+    kind: str,
+    seeds: Sequence[int],
+    scores: Sequence[tuple[tuple[str, ...], np.ndarray]],
+) -> dict[str, Any]:
+    values = [float(s.mean()) for _, s in scores]
+    mean, std = mean_std(values)
+    return {
+        "variant": variant,
+        "subset": subset,
+        "kind": kind,
+        "seeds": list(seeds),
+        "mean": mean,
+        "seed_std": std,
+        "clips": len(scores[0][0]),
+        "interval": interval(scores),
+    }
+
+
+def _cell(row: dict[str, Any], signed: bool = False) -> str:
+    sign = "+" if signed else ""
+    text = f"{100 * row['mean']:{sign}.1f} ± {100 * row['seed_std']:.1f}"
+    ci = row["interval"]
+    if ci is None:
+        return text
+    return f"{text} [{100 * ci.low:{sign}.1f}, {100 * ci.high:{sign}.1f}]"
+
+
+def study_table(
+    results: Sequence[dict[str, Any]], variants: Sequence[str], subsets: Sequence[str]
+) -> str:
+    """Two markdown tables: WAR (%) per variant and test set, then the paired difference against
+    :data:`BASELINE` (points); each cell is ``mean ± seed std [95 % interval]``."""
+    rows = study_intervals(results, variants, subsets)
+    header = "| variant | seeds | " + " | ".join(subsets) + " |"
+    rule = "|---|---|" + "---|" * len(subsets)
+    tables = []
+    for kind, title in (
+        ("war", "WAR (%): mean ± seed std [95 % interval over seeds and test clips]"),
+        ("diff", f"WAR − {BASELINE} WAR (points), same seed and clips: mean ± seed std [95 %]"),
+    ):
+        lines = [title, "", header, rule]
+        for variant in variants:
+            cells = [r for r in rows if r["variant"] == variant and r["kind"] == kind]
+            if cells:
+                seeds = ",".join(str(s) for s in cells[0]["seeds"])
+                text = " | ".join(_cell(r, signed=kind == "diff") for r in cells)
+                lines.append(f"| {variant} | {seeds} | {text} |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
 
 
 def write_outputs(
-    out: Path, results: Sequence[dict[str, Any]], table: str, command: str, wall: float
-) -> None:
-    """Write ``<out>/synthetic_study.md`` (command, wall time, table) and ``synthetic_study.csv``
-    (per run). ``wall`` is this invocation's wall time in seconds (runs read from an earlier
-    invocation's ``result.json`` cost nothing here)."""
-    clips = {subset: results[0]["metrics"][subset]["clips"] for subset in SUBSETS}
-    (out / "synthetic_study.md").write_text(
-        f"command: `{command}`\n\n"
-        f"wall time: {wall / 60:.1f} min\n\n"
+    out: Path,
+    results: Sequence[dict[str, Any]],
+    variants: Sequence[str],
+    command: str,
+    wall: float | None,
+) -> str:
+    """Write ``<out>/synthetic_study.md`` (command, wall time, tables), ``synthetic_study.csv``
+    (per run and test set) and ``synthetic_study_intervals.csv`` (per variant, test set and kind),
+    each atomically; return the tables. ``wall`` is this invocation's wall time in seconds
+    (``None`` when only the report was rebuilt)."""
+    subsets = tuple(results[0]["metrics"])
+    table = study_table(results, variants, subsets)
+    clips = ", ".join(f"{s} {results[0]['metrics'][s]['clips']}" for s in subsets)
+    wall_text = "report rebuilt from the run folders" if wall is None else f"{wall / 60:.1f} min"
+    atomic_write_text(
+        out / "synthetic_study.md",
+        f"command: `{command}`\n\nwall time: {wall_text}\n\n"
         f"settings: {json.dumps(results[0]['settings'])}\n\n"
-        f"test clips per seed (first run): {clips['seen']} seen-source, "
-        f"{clips['unseen']} unseen-source\n\n{table}\n"
+        f"test clips per run: {clips}\n\n{table}\n",
     )
-    with (out / "synthetic_study.csv").open("w", newline="") as fh:
+    with atomic_path(out / "synthetic_study.csv") as tmp, tmp.open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(
-            [
-                "variant",
-                "seed",
-                *(f"{m}_{s}" for s in (*SUBSETS, "all") for m in ("war", "uar", "clips")),
-            ]
-        )
+        writer.writerow(["variant", "seed", "subset", "war", "uar", "clips"])
         for r in results:
-            row = [r["metrics"][s][m] for s in (*SUBSETS, "all") for m in ("war", "uar", "clips")]
-            writer.writerow([r["variant"], r["seed"], *row])
+            for s in subsets:
+                m = r["metrics"][s]
+                writer.writerow([r["variant"], r["seed"], s, m["war"], m["uar"], m["clips"]])
+    fields = ["variant", "subset", "kind", "seeds", "clips", "mean", "seed_std"]
+    with atomic_path(out / "synthetic_study_intervals.csv") as tmp, tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([*fields, "low", "high", "half_width", "df"])
+        for row in study_intervals(results, variants, subsets):
+            ci = row["interval"]
+            bounds = ["", "", "", ""] if ci is None else [ci.low, ci.high, ci.half_width, ci.df]
+            seeds = " ".join(str(s) for s in row["seeds"])
+            writer.writerow(
+                [*(row[f] for f in fields[:3]), seeds, *(row[f] for f in fields[4:]), *bounds]
+            )
+    return table
+
+
+def collect_results(out: Path, variants: Sequence[str]) -> list[dict[str, Any]]:
+    """Every finished run's ``result.json`` under ``<out>/runs/<variant>/seed_*``, by variant
+    then seed."""
+    results = []
+    for variant in variants:
+        paths = (out / "runs" / variant).glob(f"seed_*/{RESULT_FILE}")
+        found = [json.loads(p.read_text()) for p in paths]
+        results += sorted(found, key=lambda r: r["seed"])
+    if not results:
+        raise ValueError(f"no finished run ({RESULT_FILE}) under {out / 'runs'}")
+    settings = {json.dumps(r["settings"], sort_keys=True) for r in results}
+    if len(settings) > 1:
+        raise ValueError(f"the runs under {out} were made with different settings: {settings}")
+    return results
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -466,12 +643,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=[],
         help="CLI overrides forwarded to every hdf fit/test (shell-split; repeatable)",
     )
+    parser.add_argument(
+        "--held-out",
+        nargs="+",
+        default=list(FAMILIES),
+        choices=FAMILIES,
+        help="held-out families, one test-only style each (default: all)",
+    )
+    parser.add_argument(
+        "--held-out-clips",
+        type=int,
+        default=HELD_OUT_CLIPS,
+        help=f"clips per subject of each held-out style (default {HELD_OUT_CLIPS})",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: rebuild the report from the result.json files under --out",
+    )
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    if args.held_out_clips < 1:
+        parser.error(f"--held-out-clips must be >= 1, got {args.held_out_clips}")
     return args
 
 
@@ -490,6 +687,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra,
         synth_seed,
         args.backbone,
+        tuple(args.held_out),
+        args.held_out_clips,
     )
     runs = [
         Run(v, s, args.out, s if synth_seed is None else synth_seed)
@@ -503,17 +702,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(shlex.join(fit_command(run, settings)))
             print(shlex.join(test_command(run, settings)))
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     try:
-        results = run_all(runs, settings, args.jobs)
-    except (ValueError, RuntimeError) as err:
+        if args.report_only:
+            results, wall = collect_results(args.out, args.variants), None
+        else:
+            args.out.mkdir(parents=True, exist_ok=True)
+            results = run_all(runs, settings, args.jobs)
+            wall = time.monotonic() - start
+        table = write_outputs(args.out, results, args.variants, command, wall)
+    except (ValueError, RuntimeError, FileNotFoundError) as err:
         log.error("synthetic_study: %s", err)
         return 1
-    wall = time.monotonic() - start
-    table = study_table(results, args.variants)
-    write_outputs(args.out, results, table, command, wall)
-    print(f"command: {command}\n\nwall time: {wall / 60:.1f} min\n\n{table}")
+    wall_text = "" if wall is None else f"wall time: {wall / 60:.1f} min\n\n"
+    print(f"command: {command}\n\n{wall_text}{table}")
     return 0
 
 

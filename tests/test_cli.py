@@ -175,6 +175,22 @@ def test_data_synth_command_writes_the_dfew_layout(tmp_path: Path) -> None:
     assert len(list((out / "Clip" / "clip_224x224").iterdir())) == 5
 
 
+def test_data_synth_writes_held_out_styles_and_refuses_an_unknown_family(tmp_path: Path) -> None:
+    out = tmp_path / "synth"
+    base = ["data", "synth", f"--out={out}", "--num_subjects=5", "--clips_per_subject=1"]
+    code = main([*base, "--image_size=16", "--held_out=[timing]", "--held_out_clips_per_subject=2"])
+    assert code == 0
+    with (out / "synthetic_manifest.csv").open(newline="") as fh:
+        sources = [row["source"] for row in csv.DictReader(fh)]
+    assert sources.count("held_out_timing") == 5 * 2
+    proc = run_hdf(
+        [*base[:2], f"--out={tmp_path / 'other'}", "--held_out=[lighting]"], cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "held_out must name distinct families" in proc.stderr
+    assert not (tmp_path / "other").exists()
+
+
 def test_wandb_offline_run_holds_the_pictures(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from PIL import Image
 from hdf_lightning.data.synthetic import (
     CLASS_NAMES,
     FERV39K_CLASS_NAMES,
+    HELD_OUT_FAMILIES,
     NUM_FOLDS,
     Identity,
     SourceStyle,
@@ -189,6 +191,78 @@ def test_seen_styles_stay_mild_and_the_unseen_style_lies_beyond_them() -> None:
         assert unseen.drop_rate > max(s.drop_rate for s in seen)
         assert unseen.brightness > max(s.brightness for s in seen)
         assert unseen.contrast < min(s.contrast for s in seen)
+
+
+_FAMILY_FACTORS = {
+    "colour": {"brightness", "contrast", "cast"},
+    "quality": {"blur", "noise", "jpeg_quality"},
+    "sampling": {"resolution", "drop_rate"},
+    "timing": {"expression_span"},
+}
+_FACTORS = set().union(*_FAMILY_FACTORS.values())
+
+
+def _outside(style: SourceStyle, factor: str, seen: Sequence[SourceStyle]) -> bool:
+    """Whether ``style``'s ``factor`` lies outside the range of the ``seen`` styles."""
+    if factor == "cast":
+        magnitude = float(np.linalg.norm(style.cast))
+        return magnitude > max(float(np.linalg.norm(s.cast)) for s in seen)
+    if factor == "expression_span":
+        return style.expression_span[1] < min(s.expression_span[0] for s in seen)
+    values = [getattr(s, factor) for s in seen]
+    return not min(values) <= getattr(style, factor) <= max(values)
+
+
+def test_each_held_out_style_leaves_the_seen_range_in_its_own_family_only() -> None:
+    assert set(_FAMILY_FACTORS) == set(HELD_OUT_FAMILIES)
+    for seed in range(5):
+        config = replace(TINY, num_sources=4, held_out=tuple(HELD_OUT_FAMILIES), seed=seed)
+        styles = source_styles(config)
+        seen, held = styles[:4], dict(zip(HELD_OUT_FAMILIES, styles[4:], strict=True))
+        assert [s.name for s in styles[4:]] == [f"held_out_{f}" for f in HELD_OUT_FAMILIES]
+
+        for family, style in held.items():
+            moved = {factor for factor in _FACTORS if _outside(style, factor, seen)}
+            assert moved == _FAMILY_FACTORS[family], (seed, family, moved)
+
+
+def test_held_out_clips_are_test_only_and_keep_the_seen_clips(tmp_path: Path) -> None:
+    config = replace(
+        TINY, held_out=("timing", "colour"), held_out_clips_per_subject=3, num_frames_range=(20, 24)
+    )
+    specs = plan_clips(config)
+    without = plan_clips(replace(config, held_out=()))
+    assert specs[: len(without)] == without
+    held = [s for s in specs if not s.seen_in_training]
+    assert Counter(s.source for s in held) == {2: 15, 3: 15}  # 5 subjects x 3 clips, per style
+    assert all(Counter(s.subject for s in held if s.source == 2)[k] == 3 for k in range(5))
+    for spec in held:
+        span = (spec.timeline.offset - spec.timeline.onset) / (spec.num_frames - 1)
+        # timing: 25-40% of the clip (seen: 55-95%), give or take the rounding to whole frames
+        assert (span < 0.475) == (spec.source == 2), spec
+    generate_dfew(tmp_path, config)
+    rows = read_manifest(tmp_path)
+    by_source = Counter(row["source"] for row in rows if row["seen_in_training"] == "False")
+    assert by_source == {"held_out_timing": 15, "held_out_colour": 15}
+    held_names = {row["video_name"] for row in rows if row["seen_in_training"] == "False"}
+    splits = dfew_splits(tmp_path)
+    in_train = {
+        name.zfill(5) for (split, _), r in splits.items() if split == "train" for name, _ in r
+    }
+    assert not held_names & in_train
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"held_out": ("lighting",)}, "held_out must name distinct families"),
+        ({"held_out": ("colour", "colour")}, "held_out must name distinct families"),
+        ({"held_out_clips_per_subject": 0}, "held_out_clips_per_subject must be >= 1"),
+    ],
+)
+def test_held_out_options_are_checked(change: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        replace(TINY, **change)
 
 
 def test_sampled_expressions_are_strong_and_long() -> None:

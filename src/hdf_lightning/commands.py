@@ -20,7 +20,12 @@ from pytorch_lightning import LightningDataModule
 
 from hdf_lightning.data.datasets import DFEW_FOLDS
 from hdf_lightning.data.extract import extract_tree
-from hdf_lightning.data.synthetic import SynthConfig, generate_dfew, generate_ferv39k
+from hdf_lightning.data.synthetic import (
+    HELD_OUT_FAMILIES,
+    SynthConfig,
+    generate_dfew,
+    generate_ferv39k,
+)
 from hdf_lightning.data.verify import format_report, verify_datamodule
 from hdf_lightning.errors import ConfigError, instantiation_error
 from hdf_lightning.inference.face import FaceOptions, add_face_arguments
@@ -97,6 +102,13 @@ def data_main(argv: list[str]) -> int:
     synth.add_argument("--image_size", type=int, default=112)
     synth.add_argument("--num_sources", type=int, default=4)
     synth.add_argument("--unseen_source", type=bool, default=False)
+    synth.add_argument(
+        "--held_out",
+        type=list[str],
+        default=[],
+        help=f"test-only styles, one per family of {list(HELD_OUT_FAMILIES)}",
+    )
+    synth.add_argument("--held_out_clips_per_subject", type=int | None, default=None)
     synth.add_argument("--imbalance", type=str, default="none", choices=["none", "dfew"])
     synth.add_argument("--write_16f", type=bool, default=False)
     synth.add_argument("--seed", type=int, default=0)
@@ -151,16 +163,21 @@ def data_main(argv: list[str]) -> int:
 
 
 def _data_synth(cfg: Any) -> int:
-    config = SynthConfig(
-        num_subjects=cfg.num_subjects,
-        clips_per_subject=cfg.clips_per_subject,
-        image_size=cfg.image_size,
-        num_sources=cfg.num_sources,
-        unseen_source=cfg.unseen_source,
-        imbalance=cfg.imbalance,
-        write_16f=cfg.write_16f,
-        seed=cfg.seed,
-    )
+    try:
+        config = SynthConfig(
+            num_subjects=cfg.num_subjects,
+            clips_per_subject=cfg.clips_per_subject,
+            image_size=cfg.image_size,
+            num_sources=cfg.num_sources,
+            unseen_source=cfg.unseen_source,
+            held_out=tuple(cfg.held_out),
+            held_out_clips_per_subject=cfg.held_out_clips_per_subject,
+            imbalance=cfg.imbalance,
+            write_16f=cfg.write_16f,
+            seed=cfg.seed,
+        )
+    except ValueError as err:
+        raise ConfigError(f"hdf data synth: {err}") from None
     generate = generate_dfew if cfg.layout == "dfew" else generate_ferv39k
     summary = generate(cfg.out, config)
     print(json.dumps(summary, indent=2, default=str))

@@ -21,7 +21,7 @@ Protocols (recorded in ``hparams.protocol``):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -554,6 +554,9 @@ class SyntheticDFEWDataModule(DFEWDataModule):
             sampler then picks ``num_frames`` of them).
         num_sources: capture styles of the training clips.
         unseen_source: add a style seen only in test clips.
+        held_out: families of heterogeneity (``colour``, ``quality``, ``sampling``, ``timing``),
+            each adding a style seen only in test clips (see ``SynthConfig.held_out``).
+        held_out_clips_per_subject: clips per subject of each held-out style.
         imbalance: class prior, ``"none"`` or ``"dfew"``.
         write_16f: also write ``Clip/clip_224x224_16f`` (needed by that variant).
         synth_seed: seed of the generator.
@@ -572,6 +575,8 @@ class SyntheticDFEWDataModule(DFEWDataModule):
         num_frames_range: tuple[int, int] = (12, 40),
         num_sources: int = 4,
         unseen_source: bool = False,
+        held_out: Sequence[str] = (),
+        held_out_clips_per_subject: int | None = None,
         imbalance: Literal["none", "dfew"] = "none",
         write_16f: bool = False,
         synth_seed: int = 0,
@@ -587,6 +592,8 @@ class SyntheticDFEWDataModule(DFEWDataModule):
             num_frames_range=num_frames_range,
             num_sources=num_sources,
             unseen_source=unseen_source,
+            held_out=tuple(held_out),
+            held_out_clips_per_subject=held_out_clips_per_subject,
             imbalance=imbalance,
             write_16f=write_16f,
             seed=synth_seed,

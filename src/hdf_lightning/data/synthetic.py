@@ -11,7 +11,8 @@ disk, so the real dataset code path reads them.
   and head motion.
 * **Sources.** Each clip comes from one of ``num_sources`` capture styles (brightness, contrast,
   colour cast, blur, noise, JPEG quality, resolution, frame drops); with ``unseen_source`` an
-  extra, distinct style appears in the test files only.
+  extra, distinct style appears in the test files only, and each family of ``held_out`` adds one
+  test-only style that leaves the seen range in that family alone (:data:`HELD_OUT_FAMILIES`).
 * **Determinism.** Every random draw comes from a numpy ``Generator`` seeded by
   ``(seed, tag, index)``, so the same :class:`SynthConfig` always writes byte-identical files,
   whatever the iteration order.
@@ -53,6 +54,7 @@ __all__ = [
     "EXPRESSION_GAIN",
     "FACE_RADIUS",
     "FERV39K_CLASS_NAMES",
+    "HELD_OUT_FAMILIES",
     "NUM_FOLDS",
     "ClipSpec",
     "Identity",
@@ -154,6 +156,17 @@ _TAG_SOURCES = 4
 _TAG_CLIP = 5
 _TAG_STYLES = 6
 _TAG_UNSEEN = 7
+_TAG_HELD_OUT = 8  # + the family's position in HELD_OUT_FAMILIES
+
+HELD_OUT_FAMILIES: dict[str, str] = {
+    "colour": "colour cast, brightness and contrast",
+    "quality": "blur, sensor noise and JPEG quality",
+    "sampling": "resolution and frame drops",
+    "timing": "expression timing (a brief expression)",
+}
+"""The kinds of heterogeneity a held-out style can come from (``SynthConfig.held_out``), each
+with what it changes. A held-out style sits in the middle of the seen range on every other factor
+and outside it on its own family's factors only."""
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -174,6 +187,10 @@ class SynthConfig:
             quality, resolution, frame drops), distinct from each other.
         unseen_source: add one extra, distinct style whose clips appear only in test files
             (``max(1, round(clips_per_subject / num_sources))`` extra clips per subject).
+        held_out: families of :data:`HELD_OUT_FAMILIES`, each adding one style named
+            ``held_out_<family>`` whose clips appear only in test files.
+        held_out_clips_per_subject: clips per subject of each ``held_out`` style (default: as
+            many as the unseen source has).
         imbalance: class prior, ``"none"`` (uniform) or ``"dfew"`` (DFEW's, disgust ~1.2%).
         write_16f: also write ``Clip/clip_224x224_16f`` with exactly 16 frames per clip (DFEW only).
         strip_leading_zeros: write DFEW ids without leading zeros in the split CSVs, as DFEW does.
@@ -187,6 +204,8 @@ class SynthConfig:
     num_frames_range: tuple[int, int] = (12, 40)
     num_sources: int = 4
     unseen_source: bool = False
+    held_out: tuple[str, ...] = ()
+    held_out_clips_per_subject: int | None = None
     imbalance: Literal["none", "dfew"] = "none"
     write_16f: bool = False
     strip_leading_zeros: bool = True
@@ -196,6 +215,18 @@ class SynthConfig:
     def __post_init__(self) -> None:
         frames = tuple(int(n) for n in self.num_frames_range)
         object.__setattr__(self, "num_frames_range", frames)
+        held_out = tuple(self.held_out)
+        object.__setattr__(self, "held_out", held_out)
+        unknown = [family for family in held_out if family not in HELD_OUT_FAMILIES]
+        if unknown or len(set(held_out)) != len(held_out):
+            raise ValueError(
+                f"held_out must name distinct families of {list(HELD_OUT_FAMILIES)}, "
+                f"got {list(held_out)}"
+            )
+        if self.held_out_clips_per_subject is not None and self.held_out_clips_per_subject < 1:
+            raise ValueError(
+                f"held_out_clips_per_subject must be >= 1, got {self.held_out_clips_per_subject}"
+            )
         if self.num_subjects < NUM_FOLDS:
             raise ValueError(
                 f"num_subjects must be >= {NUM_FOLDS} (one subject group per fold), "
@@ -262,7 +293,7 @@ class SourceStyle:
     0.5, ``blur`` the Gaussian sigma in pixels at 112 px (scaled with the image size), ``noise`` the
     std of additive Gaussian noise, ``resolution`` the fraction of the image size the face is
     rendered at before upscaling, ``drop_rate`` the probability that a frame repeats the previous
-    one.
+    one, ``expression_span`` the (min, max) fraction of the clip the expression lasts.
     """
 
     name: str = "clean"
@@ -274,6 +305,7 @@ class SourceStyle:
     jpeg_quality: int = 95
     resolution: float = 1.0
     drop_rate: float = 0.0
+    expression_span: tuple[float, float] = (0.55, 0.95)
 
     def jittered(self, rng: np.random.Generator) -> SourceStyle:
         """The same style with small per-clip variation (resolution and drop rate are kept)."""
@@ -315,10 +347,16 @@ class Timeline:
         return cls(round(0.2 * last), round(0.5 * last), round(0.8 * last), intensity)
 
     @classmethod
-    def sample(cls, num_frames: int, rng: np.random.Generator) -> Timeline:
-        """A random timeline covering 55-95% of the clip, intensity in [0.8, 1]."""
+    def sample(
+        cls,
+        num_frames: int,
+        rng: np.random.Generator,
+        span: tuple[float, float] = (0.55, 0.95),
+    ) -> Timeline:
+        """A random timeline covering ``span`` (min, max; default 55-95%) of the clip, intensity
+        in [0.8, 1]."""
         last = max(num_frames - 1, 0)
-        duration = round(float(rng.uniform(0.55, 0.95)) * last)
+        duration = round(float(rng.uniform(*span)) * last)
         onset = int(rng.integers(0, last - duration + 1))
         apex = onset + round(float(rng.uniform(0.35, 0.65)) * duration)
         intensity = float(rng.uniform(0.8, 1.0))
@@ -421,10 +459,13 @@ def _cast(hue: float, magnitude: float) -> tuple[float, float, float]:
 
 
 def source_styles(config: SynthConfig) -> tuple[SourceStyle, ...]:
-    """The ``num_sources`` seen styles (then the unseen one when ``config.unseen_source``).
+    """The ``num_sources`` seen styles, then the unseen one when ``config.unseen_source``, then one
+    per family of ``config.held_out`` (in that order).
 
     Seen styles spread every factor over its range (one stratum per source, a random permutation per
-    factor), so no two are alike. The unseen style lies outside the seen range on every factor.
+    factor), so no two are alike. The unseen style lies outside the seen range on every factor; a
+    held-out style is at the middle of the seen range except on its family's factors, which take
+    the unseen style's values (timing: the expression lasts 25-40% of the clip instead of 55-95%).
     """
     n = config.num_sources
     rng = _rng(config.seed, _TAG_STYLES)
@@ -465,6 +506,28 @@ def source_styles(config: SynthConfig) -> tuple[SourceStyle, ...]:
                 drop_rate=0.4,
             )
         )
+    typical = SourceStyle(
+        brightness=0.0,
+        contrast=1.0,
+        cast=_cast(hue0 + math.pi / n, 0.03),
+        blur=0.35,
+        noise=0.0125,
+        jpeg_quality=max(5, config.jpeg_quality - 15),
+        resolution=0.85,
+        drop_rate=0.1,
+    )
+    family_changes: dict[str, dict[str, Any]] = {
+        "colour": {"brightness": 0.17, "contrast": 0.62, "cast": _cast(hue0 + math.pi / n, 0.13)},
+        "quality": {
+            "blur": 1.5,
+            "noise": 0.045,
+            "jpeg_quality": max(5, config.jpeg_quality - 60),
+        },
+        "sampling": {"resolution": 0.4, "drop_rate": 0.4},
+        "timing": {"expression_span": (0.25, 0.4)},
+    }
+    for family in config.held_out:
+        styles.append(replace(typical, name=f"held_out_{family}", **family_changes[family]))
     return tuple(styles)
 
 
@@ -485,7 +548,8 @@ def _shuffled_quota(priors: Sequence[float], total: int, rng: np.random.Generato
 
 
 def plan_clips(config: SynthConfig) -> tuple[ClipSpec, ...]:
-    """Every clip to generate, in id order: seen clips first, then the unseen source's clips.
+    """Every clip to generate, in id order: seen clips first, then the unseen source's clips,
+    then those of each held-out style.
 
     Labels and sources follow exact quotas (class priors, equal sources) shuffled over the clips;
     subjects are dealt to the 5 folds round-robin after a random permutation; everything else about
@@ -511,12 +575,25 @@ def plan_clips(config: SynthConfig) -> tuple[ClipSpec, ...]:
         )
         sources = np.concatenate([sources, np.full(num_unseen, config.num_sources)])
         subjects = np.concatenate([subjects, np.repeat(np.arange(config.num_subjects), extra)])
+    first_held_out = config.num_sources + int(config.unseen_source)
+    per_subject = config.held_out_clips_per_subject or max(
+        1, round(config.clips_per_subject / config.num_sources)
+    )
+    for position, family in enumerate(config.held_out):
+        count = config.num_subjects * per_subject
+        tag = _TAG_HELD_OUT + list(HELD_OUT_FAMILIES).index(family)
+        labels = np.concatenate([labels, _shuffled_quota(priors, count, _rng(seed, tag))])
+        sources = np.concatenate([sources, np.full(count, first_held_out + position)])
+        subjects = np.concatenate(
+            [subjects, np.repeat(np.arange(config.num_subjects), per_subject)]
+        )
 
     low, high = config.num_frames_range
     specs = []
     for index, (label, source, subject) in enumerate(zip(labels, sources, subjects, strict=True)):
         rng = _rng(seed, _TAG_CLIP, index)
         num_frames = int(rng.integers(low, high + 1))
+        style = styles[source]
         specs.append(
             ClipSpec(
                 index=index,
@@ -525,8 +602,8 @@ def plan_clips(config: SynthConfig) -> tuple[ClipSpec, ...]:
                 source=int(source),
                 fold=int(folds[subject]),
                 num_frames=num_frames,
-                timeline=Timeline.sample(num_frames, rng),
-                style=styles[source].jittered(rng),
+                timeline=Timeline.sample(num_frames, rng, style.expression_span),
+                style=style.jittered(rng),
                 render_seed=int(rng.integers(2**63)),
                 seen_in_training=bool(source < config.num_sources),
             )
@@ -1068,6 +1145,7 @@ def generate_ferv39k(root: str | Path, config: SynthConfig = _DEFAULT_CONFIG) ->
     ]
     if config.unseen_source:
         scenes.append(_UNSEEN_SCENE)
+    scenes += [f"HeldOut{family.capitalize()}" for family in config.held_out]
     numbering: Counter[tuple[int, int]] = Counter()
     splits: dict[str, list[str]] = {"train": [], "test": []}
     manifest_rows = []
