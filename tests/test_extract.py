@@ -9,9 +9,10 @@ import torch
 from PIL import Image
 
 from conftest import write_tiny_video
-from hdf_lightning.data.datasets import ClipDataset, read_dfew_split
+from hdf_lightning.data.datasets import ClipDataset
 from hdf_lightning.data.errors import CorruptClipError, DatasetNotFoundError
 from hdf_lightning.data.extract import extract_frames, extract_tree
+from hdf_lightning.data.splits import read_dfew_split
 
 
 def test_extracted_folder_is_read_by_the_dfew_reader(tmp_path: Path) -> None:

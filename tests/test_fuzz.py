@@ -29,8 +29,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from hdf_lightning.data.datasets import ClipDataset, read_csv_split
+from hdf_lightning.data.datasets import ClipDataset
 from hdf_lightning.data.errors import DatasetError
+from hdf_lightning.data.splits import read_csv_split
 from hdf_lightning.data.synthetic import render_clip
 from hdf_lightning.data.video import write_video
 

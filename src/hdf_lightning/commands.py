@@ -18,8 +18,8 @@ import yaml
 from jsonargparse import ArgumentParser
 from pytorch_lightning import LightningDataModule
 
-from hdf_lightning.data.datasets import DFEW_FOLDS
 from hdf_lightning.data.extract import extract_tree
+from hdf_lightning.data.splits import DFEW_FOLDS
 from hdf_lightning.data.synthetic import (
     HELD_OUT_FAMILIES,
     SynthConfig,

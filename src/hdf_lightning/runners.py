@@ -15,7 +15,7 @@ from typing import Any
 
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from hdf_lightning.data.datasets import check_dfew_fold
+from hdf_lightning.data.splits import check_dfew_fold
 from hdf_lightning.evaluation.cost import format_cost, measure_cost
 from hdf_lightning.faults import INTERRUPTED_CKPT, RunLock, launched_as_secondary_rank
 from hdf_lightning.io import atomic_write_text

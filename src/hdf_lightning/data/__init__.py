@@ -19,13 +19,7 @@ from hdf_lightning.data.datamodules import (
     SyntheticDFEWDataModule,
     VideoCSVDataModule,
 )
-from hdf_lightning.data.datasets import (
-    ClipDataset,
-    ClipRecord,
-    read_csv_split,
-    read_dfew_split,
-    read_ferv39k_split,
-)
+from hdf_lightning.data.datasets import ClipDataset, ClipRecord
 from hdf_lightning.data.errors import (
     CorruptClipError,
     DatasetError,
@@ -37,7 +31,15 @@ from hdf_lightning.data.errors import (
     SplitFileError,
 )
 from hdf_lightning.data.samplers import DistributedWeightedSampler, EpochSampler, stratified_split
-from hdf_lightning.data.splits import CSVSplits, DFEWSplits, FERV39kSplits, SplitReader
+from hdf_lightning.data.splits import (
+    CSVSplits,
+    DFEWSplits,
+    FERV39kSplits,
+    SplitReader,
+    read_csv_split,
+    read_dfew_split,
+    read_ferv39k_split,
+)
 
 __all__ = [
     "CLASS_NAMES",

@@ -75,7 +75,7 @@ from hdf_lightning.data.errors import (
     MissingClipError,
     SplitFileError,
 )
-from hdf_lightning.data.splits import Split
+from hdf_lightning.data.splits import Split, _record_or_raise
 from hdf_lightning.data.video import VIDEO_EXTENSIONS, is_video
 
 __all__ = [
@@ -300,12 +300,6 @@ def _clip_stem(name: str) -> str:
     """The clip of a path or file name: its last component without a video suffix."""
     last = Path(name.replace("\\", "/")).name
     return Path(last).stem if Path(last).suffix.lower() in VIDEO_EXTENSIONS else last
-
-
-def _record_or_raise(err: DatasetError, errors: list[DatasetError] | None) -> None:
-    if errors is None:
-        raise err
-    errors.append(err)
 
 
 @dataclass(frozen=True)
