@@ -462,31 +462,52 @@ def decode_video(
     video = Path(path)
     if size is not None and size < 1:
         raise ValueError(f"expected size >= 1 or None, got size={size}")
-    wanted: set[int] | None = None
-    last = -1
-    if indices is not None:
-        if len(indices) == 0:
-            raise ValueError(f"expected at least one frame index for {video}, got none")
-        if min(indices) < 0:
-            raise ValueError(f"expected non-negative frame indices for {video}, got {indices}")
-        wanted = set(indices)
-        last = max(wanted)
+    wanted = _wanted_indices(video, indices)
+    with _open_video(video) as container:
+        frames, count = _convert_wanted(iter_video_frames(container, video), wanted, size)
+    order = sorted(frames) if indices is None else [min(i, count - 1) for i in indices]
+    return _channels_first(np.stack([frames[i] for i in order]), planar)
+
+
+def _wanted_indices(video: Path, indices: Sequence[int] | None) -> set[int] | None:
+    """The distinct requested frame indices of ``video`` (None: every frame).
+
+    Raises:
+        ValueError: empty or negative indices.
+    """
+    if indices is None:
+        return None
+    if len(indices) == 0:
+        raise ValueError(f"expected at least one frame index for {video}, got none")
+    if min(indices) < 0:
+        raise ValueError(f"expected non-negative frame indices for {video}, got {indices}")
+    return set(indices)
+
+
+def _convert_wanted(
+    decoded: Iterator[av.VideoFrame], wanted: set[int] | None, size: int | None
+) -> tuple[dict[int, np.ndarray], int]:
+    """``(H, W, 3)`` RGB arrays of the ``wanted`` frames (all when None) by index, and the number
+    of frames decoded.
+
+    Decoding stops at the largest wanted index. When the video ends before it, its last frame is
+    converted too, as the frame that the indices past the end take.
+    """
+    last = max(wanted) if wanted is not None else -1
     frames: dict[int, np.ndarray] = {}
     count = 0
     last_frame: av.VideoFrame | None = None  # the latest frame not converted
-    with _open_video(video) as container:
-        for i, frame in enumerate(iter_video_frames(container, video)):
-            count = i + 1
-            if wanted is None or i in wanted:
-                frames[i] = _frame_to_array(frame, size)
-            else:
-                last_frame = frame
-            if i >= last >= 0:
-                break
-        if last >= count and count - 1 not in frames and last_frame is not None:
-            frames[count - 1] = _frame_to_array(last_frame, size)
-    order = sorted(frames) if indices is None else [min(i, count - 1) for i in indices]
-    return _channels_first(np.stack([frames[i] for i in order]), planar)
+    for i, frame in enumerate(decoded):
+        count = i + 1
+        if wanted is None or i in wanted:
+            frames[i] = _frame_to_array(frame, size)
+        else:
+            last_frame = frame
+        if i >= last >= 0:
+            break
+    if last >= count and count - 1 not in frames and last_frame is not None:
+        frames[count - 1] = _frame_to_array(last_frame, size)
+    return frames, count
 
 
 def write_video(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 25) -> None:
