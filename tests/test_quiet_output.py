@@ -10,7 +10,10 @@ from types import SimpleNamespace
 import pytest
 
 from cli_utils import run_hdf, tiny_fit_args
-from hdf_lightning.lit.lightning_cli import _drop_unset_wandb_anonymous, quiet_library_output
+from hdf_lightning.lit.lightning_cli import quiet_library_output
+from hdf_lightning.lit.lightning_private import (
+    drop_unset_wandb_anonymous as _drop_unset_wandb_anonymous,
+)
 
 NOISE = (
     "gpuGetDeviceCount",

@@ -48,6 +48,7 @@ from hdf_lightning.checkpoints import module_nonfinite
 from hdf_lightning.evaluation import plots
 from hdf_lightning.evaluation.cost import format_cost, measure_cost
 from hdf_lightning.io import atomic_path, atomic_write_text
+from hdf_lightning.lit.lightning_private import RefusableCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def run_dir(trainer: pl.Trainer) -> Path:
     return Path(trainer.default_root_dir)
 
 
-class RunCheckpoint(ModelCheckpoint):
+class RunCheckpoint(RefusableCheckpoint):
     """ModelCheckpoint that writes into ``<default_root_dir>/checkpoints`` unless told otherwise,
     and never writes (nor ranks as best) weights holding a NaN or an infinity."""
 
@@ -72,9 +73,8 @@ class RunCheckpoint(ModelCheckpoint):
             self.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
         super().setup(trainer, pl_module, stage)
 
-    def _should_skip_saving_checkpoint(self, trainer: pl.Trainer) -> bool:
-        if super()._should_skip_saving_checkpoint(trainer):
-            return True
+    def refuses_to_save(self, trainer: pl.Trainer) -> bool:
+        """Refuse (and log) a checkpoint of weights that hold a NaN or an infinity."""
         bad = module_nonfinite(trainer.lightning_module)
         if bad is not None:
             log.error(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,44 +42,83 @@ def module_nonfinite(module: torch.nn.Module) -> str | None:
 
 
 # ------------------------------------------------------------------------------ checkpoint files
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No file at a checkpoint path."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint holding pickled Python objects besides tensors and plain values.
+
+    Attributes:
+        globals: the pickled classes and functions (``module.name``) that were refused.
+    """
+
+    def __init__(self, message: str, globals: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.globals = tuple(globals)
+
+
 def load_checkpoint_file(path: str | os.PathLike[str], option: str = "--ckpt_path") -> Any:
     """Read a checkpoint file with tensors and plain values only (no arbitrary pickled objects).
 
+    The one ``torch.load`` of checkpoint files in this package (Lightning checkpoints, weights
+    files and the files ``hdf predict`` reads).
+
     Raises:
-        CheckpointError: the file is missing, truncated, not a checkpoint, or holds pickled
-            Python objects (which could run code when loaded); the message names the file and
-            ``option``.
+        CheckpointNotFoundError: no file at ``path``.
+        UnsafeCheckpointError: the file holds pickled Python objects (which could run code when
+            loaded).
+        CheckpointError: the file is truncated or not a PyTorch checkpoint.
+        Each message is one line naming the file and ``option``.
     """
     file = Path(path)
     if not file.is_file():
-        raise CheckpointError(
+        raise CheckpointNotFoundError(
             f"checkpoint not found: {file} ({option}). Finished runs keep theirs in "
             "<run>/checkpoints/best.ckpt and last.ckpt."
         )
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        reason = str(err).strip().splitlines()
-        detail = next(
-            (line for line in reason if "GLOBAL" in line or "Unsupported global" in line), ""
-        )
-        if not detail:  # random bytes also fail the unpickler: the file is no checkpoint at all
-            first = reason[0] if reason else type(err).__name__
-            raise CheckpointError(
-                f"cannot read checkpoint {file} ({option}): the file is truncated or not a "
-                f"PyTorch checkpoint (UnpicklingError: {first})"
-            ) from err
-        raise CheckpointError(
+        refused = _refused_globals(file, err)
+        if not refused:  # random bytes also fail the unpickler: the file is no checkpoint at all
+            raise _unreadable(file, option, err) from err
+        raise UnsafeCheckpointError(
             f"refused to load {file} ({option}): it holds pickled Python objects besides tensors "
-            f"and plain values, which could run code when loaded ({detail.strip()}). "
-            "Checkpoints written by hdf never do; use only checkpoint files you trust."
+            f"and plain values, which could run code when loaded ({', '.join(refused)}). "
+            "Checkpoints written by hdf never do; use only checkpoint files you trust.",
+            refused,
         ) from err
     except Exception as err:  # arbitrary bytes make the unpickler fail in arbitrary ways
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"cannot read checkpoint {file} ({option}): the file is truncated or not a PyTorch "
-            f"checkpoint ({type(err).__name__}: {first})"
-        ) from err
+        raise _unreadable(file, option, err) from err
+
+
+def _unreadable(file: Path, option: str, err: BaseException) -> CheckpointError:
+    lines = str(err).strip().splitlines()
+    first = lines[0] if lines else type(err).__name__
+    return CheckpointError(
+        f"cannot read checkpoint {file} ({option}): the file is truncated or not a PyTorch "
+        f"checkpoint ({type(err).__name__}: {first})"
+    )
+
+
+def _refused_globals(file: Path, err: pickle.UnpicklingError) -> list[str]:
+    """The pickled classes and functions that made a ``weights_only`` load refuse ``file``
+    (empty when the file is no checkpoint at all).
+
+    Asks ``torch.serialization.get_unsafe_globals_in_checkpoint``. A legacy (pre-zip) PyTorch
+    file is beyond that function; for it, torch's error text is the only source: its
+    ``Unsupported global: GLOBAL <name>`` line.
+    """
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(file))
+    except Exception:  # not a zip checkpoint: read torch's message
+        lines = str(err).strip().splitlines()
+        return [
+            line.split("GLOBAL", 1)[1].split()[0]
+            for line in lines
+            if "Unsupported global" in line and "GLOBAL" in line.split("Unsupported global")[1]
+        ]
 
 
 def check_checkpoint(

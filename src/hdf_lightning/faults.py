@@ -1,7 +1,5 @@
-"""Guards against silent wrong results: checkpoint checks, run folders and the SIGTERM checkpoint.
+"""Guards against silent wrong results: run folders, the run lock and the SIGTERM checkpoint.
 
-* checkpoint checks (:mod:`hdf_lightning.checkpoints`, Lightning-free so that ``hdf predict``
-  shares them) are re-exported here for the CLI;
 * :func:`run_checkpoints` / :func:`resume_candidate` — a new fit does not mix its files with
   another run's.
 * :class:`RunLock` — a run folder is held by one fit for the whole fit: a second fit started into
@@ -31,13 +29,9 @@ import torch
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
-from hdf_lightning.checkpoints import (
-    check_checkpoint,
-    first_nonfinite,
-    load_checkpoint_file,
-    module_nonfinite,
-)
+from hdf_lightning.checkpoints import module_nonfinite
 from hdf_lightning.errors import RunFolderError
+from hdf_lightning.lit.lightning_private import fit_train_loaders, restart_train_iterator
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +39,7 @@ __all__ = [
     "INTERRUPTED_CKPT",
     "InterruptCheckpoint",
     "RunLock",
-    "check_checkpoint",
-    "first_nonfinite",
-    "load_checkpoint_file",
-    "module_nonfinite",
+    "launched_as_secondary_rank",
     "resume_candidate",
     "run_checkpoints",
 ]
@@ -260,11 +251,9 @@ class InterruptCheckpoint(pl.Callback):
         loop = trainer.fit_loop
         done = int(loop.epoch_loop.batch_progress.current.completed)
         total = trainer.num_training_batches
-        combined = loop._combined_loader
-        fetcher = loop._data_fetcher
-        if not 0 < done < total or combined is None or fetcher is None:
+        loaders = fit_train_loaders(trainer)
+        if not 0 < done < total or loaders is None:
             return
-        loaders = list(combined.flattened)
         samplers = [getattr(dl, "sampler", None) for dl in loaders]
         if not all(callable(getattr(s, "skip_next", None)) for s in samplers):
             log.warning(
@@ -277,7 +266,7 @@ class InterruptCheckpoint(pl.Callback):
         for loader, sampler in zip(loaders, samplers, strict=True):
             sampler.set_epoch(trainer.current_epoch)  # type: ignore[union-attr]
             sampler.skip_next(done * int(loader.batch_size or 1))  # type: ignore[union-attr]
-        iter(fetcher)  # a new iterator that starts at batch `done` of the epoch
+        restart_train_iterator(trainer)  # a new iterator that starts at batch `done` of the epoch
         if self._resume_rng is not None:
             torch.set_rng_state(self._resume_rng)
         log.info("resumed inside epoch %d after batch %d of %d", trainer.current_epoch, done, total)

@@ -19,7 +19,12 @@ from typing import Any
 from jsonargparse import DefaultHelpFormatter, Namespace
 from pytorch_lightning import LightningDataModule, LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from pytorch_lightning.cli import (
+    ArgsType,
+    LightningArgumentParser,
+    LightningCLI,
+    SaveConfigCallback,
+)
 
 from hdf_lightning.callbacks import (
     CostReportWriter,
@@ -28,23 +33,24 @@ from hdf_lightning.callbacks import (
     checkpoint_callbacks,
     run_dir,
 )
+from hdf_lightning.checkpoints import check_checkpoint
 from hdf_lightning.errors import ConfigError, RunFolderError, instantiation_error
 from hdf_lightning.faults import (
     InterruptCheckpoint,
     RunLock,
-    check_checkpoint,
     launched_as_secondary_rank,
     resume_candidate,
     run_checkpoints,
 )
 from hdf_lightning.inference.record import InferenceRecord
 from hdf_lightning.io import atomic_write_text, check_writable
+from hdf_lightning.lit.lightning_private import drop_unset_wandb_anonymous
 from hdf_lightning.lit.module import HDFClassifier, sam_accumulation_error
 from hdf_lightning.usage import EXTRA_COMMANDS_HELP
 
 log = logging.getLogger(__name__)
 
-EVALUATION_COMMANDS = ("validate", "test", "predict")
+EVALUATION_COMMANDS = ("validate", "test")
 """Subcommands that evaluate trained weights, so they need ``--ckpt_path``."""
 
 SPECIAL_CKPT = ("best", "last", "hpc", "registry")
@@ -85,9 +91,10 @@ def quiet_library_output() -> None:
     """Silence library messages that tell an ``hdf`` user nothing they can act on.
 
     Exactly these: Lightning's advertisement for its litlogger, and torch's deprecation of
-    ``LeafSpec`` raised inside Lightning's own code. (wandb's "anonymous setting" warning is
-    removed at its source, see :func:`_drop_unset_wandb_anonymous`; the CPU cost report no longer
-    starts the profiler.) Every other warning stays.
+    ``LeafSpec`` raised inside Lightning's own code (wandb's "anonymous setting" warning is
+    removed at its source, see
+    :func:`~hdf_lightning.lit.lightning_private.drop_unset_wandb_anonymous`). Every other warning
+    stays.
     """
     rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
     if not any(isinstance(f, _DropLitLoggerTip) for f in rank_zero.filters):
@@ -97,15 +104,6 @@ def quiet_library_output() -> None:
         message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
         category=FutureWarning,
     )
-
-
-def _drop_unset_wandb_anonymous(trainer: Trainer) -> None:
-    """Lightning's WandbLogger passes ``anonymous=None`` to ``wandb.init``, which makes wandb
-    warn that the (deprecated) setting has no effect; leave the setting out when it is unset."""
-    for logger in trainer.loggers:
-        init = getattr(logger, "_wandb_init", None)
-        if isinstance(init, dict) and init.get("anonymous", "set") is None:
-            del init["anonymous"]
 
 
 class HDFCLI(LightningCLI):
@@ -141,25 +139,33 @@ class HDFCLI(LightningCLI):
         (:mod:`hdf_lightning.inference`)."""
         return {k: v for k, v in LightningCLI.subcommands().items() if k != "predict"}
 
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Trainer:
-        # Lightning's rich progress bar unless the config turns bars off or brings its own.
-        configured = [*callbacks, *(config.get("callbacks") or [])]
-        if config.get("enable_progress_bar") is not False and not any(
-            isinstance(c, ProgressBar) for c in configured
-        ):
-            callbacks = [*callbacks, RichProgressBar(leave=True)]
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """Instantiate the trainer as LightningCLI does, with this CLI's defaults adjusted.
+
+        Lightning's rich progress bar is added unless the config turns bars off or brings its
+        own; with checkpointing turned off, this CLI's default checkpoint callbacks (which
+        Lightning would refuse as a contradiction) and the SIGTERM checkpoint are left out.
+        """
+        cfg = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        config = {**(cfg.get("trainer") or {}), **kwargs}
+        configured = config.get("callbacks") or []
+        configured = configured if isinstance(configured, list) else [configured]
+        defaults = list(self.trainer_defaults.get("callbacks") or [])
         if config.get("enable_checkpointing") is False:
-            # checkpointing turned off: leave out this CLI's default checkpoint callbacks (which
-            # Lightning would otherwise refuse as a contradiction) and the SIGTERM checkpoint
-            defaults = self.trainer_defaults.get("callbacks") or []
-            self.trainer_defaults = {
-                **self.trainer_defaults,
-                "callbacks": [
-                    c for c in defaults if not isinstance(c, ModelCheckpoint | InterruptCheckpoint)
-                ],
-            }
-        trainer = super()._instantiate_trainer(config, callbacks)
-        _drop_unset_wandb_anonymous(trainer)
+            defaults = [
+                c for c in defaults if not isinstance(c, ModelCheckpoint | InterruptCheckpoint)
+            ]
+        if config.get("enable_progress_bar") is not False and not any(
+            isinstance(c, ProgressBar) for c in [*configured, *defaults]
+        ):
+            defaults.append(RichProgressBar(leave=True))
+        given = self.trainer_defaults
+        self.trainer_defaults = {**given, "callbacks": defaults}
+        try:
+            trainer = super().instantiate_trainer(**kwargs)
+        finally:
+            self.trainer_defaults = given
+        drop_unset_wandb_anonymous(trainer)
         return trainer
 
     def instantiate_classes(self) -> None:
@@ -171,10 +177,6 @@ class HDFCLI(LightningCLI):
             raise instantiation_error(err) from err
 
     def before_fit(self) -> None:
-        # Lightning refuses accumulation under manual optimisation with a generic message; say why.
-        accumulate = self.trainer.accumulate_grad_batches
-        if getattr(self.model, "use_sam", False) and accumulate > 1:
-            raise ConfigError(str(sam_accumulation_error(accumulate)))
         self._check_ckpt_path("fit")
 
     def before_validate(self) -> None:
@@ -182,9 +184,6 @@ class HDFCLI(LightningCLI):
 
     def before_test(self) -> None:
         self._check_ckpt_path("test")
-
-    def before_predict(self) -> None:
-        self._check_ckpt_path("predict")
 
     def after_test(self) -> None:
         """Write ``test_metrics.json`` (atomically) beside the test figures."""
@@ -201,14 +200,15 @@ class HDFCLI(LightningCLI):
             run_dir(self.trainer) / TEST_METRICS_FILE, json.dumps(payload, indent=2) + "\n"
         )
 
-    def _parse_ckpt_path(self) -> None:
-        # Lightning reads the checkpoint's hyperparameters right after parsing: check the file
-        # first (missing, unreadable, pickled code, non-finite), the network later
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parse as LightningCLI does, then check the ``--ckpt_path`` file (missing, unreadable,
+        pickled code, non-finite) before Lightning reads its hyperparameters; the network is
+        compared with it once built."""
+        super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt is not None and str(ckpt).lower() != NO_CHECKPOINT and ckpt not in SPECIAL_CKPT:
             check_checkpoint(ckpt, None, option="--ckpt_path")
-        super()._parse_ckpt_path()
 
     def _check_ckpt_path(self, subcommand: str) -> None:
         """Refuse a missing, unreadable, foreign or non-finite checkpoint with one message."""
@@ -263,6 +263,7 @@ class HDFCLI(LightningCLI):
         if save_dir:
             check_writable(save_dir, "--trainer.logger.init_args.save_dir")
         if subcommand == "fit":
+            # Lightning refuses accumulation under manual optimisation with a generic message
             accumulate = trainer.get("accumulate_grad_batches") or 1
             if cfg.get("model.sam") and accumulate > 1:
                 raise ConfigError(str(sam_accumulation_error(accumulate)))

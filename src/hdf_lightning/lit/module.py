@@ -344,14 +344,6 @@ class HDFClassifier(pl.LightningModule):
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         return self._eval_step(batch, "test")
 
-    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        logits, _ = self(batch["video"])
-        probs = logits.float().softmax(-1)
-        out = {"probs": probs, "pred": probs.argmax(-1)}
-        if "index" in batch:
-            out["index"] = batch["index"]
-        return out
-
     def _finish_eval(self, stage: str) -> None:
         metrics = self._metrics(stage)
         values = metrics.compute()  # synchronised over all ranks by torchmetrics

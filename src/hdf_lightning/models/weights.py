@@ -30,7 +30,6 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-import pickle
 import tempfile
 import urllib.error
 from collections.abc import Callable, Iterable, Mapping
@@ -42,6 +41,7 @@ import torch
 import torch.hub
 from torch import Tensor, nn
 
+from hdf_lightning.checkpoints import load_checkpoint_file
 from hdf_lightning.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -254,30 +254,22 @@ def _reason(err: BaseException, *, with_type: bool = False) -> str:
     return f"{type(err).__name__}: {text}" if with_type else text
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
+def read_state_dict(path: str | os.PathLike[str], option: str = "weights") -> dict[str, Tensor]:
     """Read a state dict from a local file, unwrapping ``{"model_state" | "state_dict": sd}``.
+
+    The file is read by :func:`hdf_lightning.checkpoints.load_checkpoint_file` (tensors and plain
+    values only).
 
     Raises:
         WeightsNotFoundError: no such file (a ``FileNotFoundError`` too).
         CheckpointError: the file is truncated or no PyTorch file, holds no mapping of names to
             tensors, or holds objects that a ``weights_only`` load refuses (arbitrary pickled
-            Python objects). Every message is one line naming the file.
+            Python objects). Every message is one line naming the file and ``option``.
     """
     file = Path(path)
     if not file.is_file():
         raise WeightsNotFoundError(f"no checkpoint file at {file}")
-    try:
-        obj = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "GLOBAL" not in str(err) and "Unsupported global" not in str(err):
-            raise _unreadable(file, err) from None
-        raise CheckpointError(
-            f"{file} holds pickled objects other than tensors and containers, which are not "
-            "loaded. If you trust the file, keep only its weights: "
-            "torch.save(torch.load(path, weights_only=False)['model_state'], new_path)"
-        ) from None
-    except Exception as err:  # arbitrary bytes make torch.load fail in arbitrary ways
-        raise _unreadable(file, err) from None
+    obj = load_checkpoint_file(file, option)
     if isinstance(obj, Mapping):
         for key in _WRAPPER_KEYS:
             inner = obj.get(key)
@@ -296,13 +288,6 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
             f"{file}: expected only tensors in the state dict, got {non_tensors[:5]}"
         )
     return tensors
-
-
-def _unreadable(file: Path, err: BaseException) -> CheckpointError:
-    return CheckpointError(
-        f"cannot read weights file {file}: it is truncated or not a PyTorch checkpoint "
-        f"({_reason(err, with_type=True)})"
-    )
 
 
 def load_checked(
