@@ -13,7 +13,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 import json
 import platform
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 
 from hdf_lightning.evaluation.cost import CostReport, format_cost, format_cost_table, measure_cost
+from hdf_lightning.imports import import_object
 
 MODELS: dict[str, str] = {
     "x3d": "hdf_lightning.models:X3D",
@@ -50,8 +50,7 @@ def build_model(name: str, *, num_classes: int, num_frames: int) -> nn.Module:
         raise ValueError(
             f"unknown model {name!r}: expected one of {sorted(MODELS)} or 'package.module:Class'"
         )
-    module_name, class_name = target.split(":", 1)
-    cls = getattr(importlib.import_module(module_name), class_name)
+    cls = import_object(target)
     accepted = inspect.signature(cls).parameters
     arguments = {"num_classes": num_classes, "num_frames": num_frames}
     return cls(**{key: value for key, value in arguments.items() if key in accepted})
