@@ -6,8 +6,9 @@ Reports, on a generated tree of 224-px face JPEG clips:
    libjpeg-turbo and augment on uint8; the device converts to float) against GPU decoding
    (``augment_on="device"`` on CUDA: the workers read JPEG bytes, ``decode_jpeg_clips`` decodes the
    batch with nvJPEG and ``ClipAugment`` augments it on the GPU);
-2. the full HDF training step (paper-size HDFNet, SAM's two passes, DSM loss) in clips/s for
-   bf16-mixed and 16-mixed (gradient scaler);
+2. the full HDF training step (``HDFClassifier.training_step`` under a Lightning ``Trainer``:
+   paper-size HDFNet, SAM's two passes, DSM loss) in clips/s for bf16-mixed and 16-mixed
+   (gradient scaler);
 3. whether the loader keeps the GPU busy: the loader's clips/s against the step's, and the share
    of wall time the GPU spends in steps when both run together;
 4. ``hdf predict`` over several copies of the 20 s 640×360 face video of ``bench_predict.py``
@@ -22,16 +23,17 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from functools import partial
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
 from PIL import Image
 from torch import nn
@@ -40,15 +42,12 @@ from torch.utils.data import DataLoader
 from hdf_lightning.data.datasets import ClipDataset, ClipRecord, collate_clips
 from hdf_lightning.data.synthetic import render_clip
 from hdf_lightning.data.transforms import ClipAugment, ClipEval, decode_jpeg_clips
-from hdf_lightning.losses import DSM
+from hdf_lightning.lit import HDFClassifier
+from hdf_lightning.lit.lightning_cli import quiet_library_output
 from hdf_lightning.models import HDFNet
-from hdf_lightning.optim import SAM, frozen_bn_stats
 
-PRECISIONS: dict[str, torch.dtype | None] = {
-    "fp32": None,
-    "bf16-mixed": torch.bfloat16,
-    "16-mixed": torch.float16,
-}
+PRECISIONS: dict[str, str] = {"fp32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
+"""Precision shown -> Lightning's ``precision`` argument."""
 
 
 def make_tree(root: Path, clips: int, frames: int, size: int) -> list[ClipRecord]:
@@ -136,42 +135,70 @@ def time_loader(
     return clips / (time.perf_counter() - start)
 
 
-def sam_step(
-    net: nn.Module,
-    sam: SAM,
-    loss_fn: DSM,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    dtype: torch.dtype | None,
-    scaler: torch.amp.GradScaler | None,
-) -> tuple[float, float, bool]:
-    """One SAM step as ``HDFClassifier.training_step`` does it.
+class StepTimer(pl.Callback):
+    """Synchronised wall time and first-pass loss of every training step of a fit, and the
+    logged metrics (``train/grad_norm``: g) once the fit ends."""
 
-    Returns:
-        (first-pass loss, g, whether the step was skipped for a non-finite g).
-    """
-    kind = x.device.type
-    with torch.autocast(kind, dtype=dtype, enabled=dtype is not None):
-        logits, feat = net(x)
-        first = loss_fn(logits, feat, y, weighted=False)
-    (scaler.scale(first.loss) if scaler else first.loss).backward()
-    scale = float(scaler.get_scale()) if scaler else 1.0
-    g = sam.first_step(zero_grad=True) / scale
-    skipped = not bool(torch.isfinite(g))
-    if not skipped:
-        with frozen_bn_stats(net), torch.autocast(kind, dtype=dtype, enabled=dtype is not None):
-            logits2, feat2 = net(x)
-            second = loss_fn(logits2, feat2, y, weighted=True, grad_norm=g)
-            # backward inside: leaving the block copies the BatchNorm buffers back in place
-            (scaler.scale(second.loss) if scaler else second.loss).backward()
-        sam.restore()
-    if scaler:
-        scaler.step(sam.base_optimizer)
-        scaler.update()
-    elif not skipped:
-        sam.base_optimizer.step()
-    sam.zero_grad()
-    return float(first.loss.detach()), float(g), skipped
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.started: list[float] = []
+        self.ended: list[float] = []
+        self.losses: list[float] = []
+        self.metrics: dict[str, float] = {}
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: Any) -> None:
+        _sync(self.device)
+        self.started.append(time.perf_counter())
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, *args: Any
+    ) -> None:
+        _sync(self.device)
+        self.ended.append(time.perf_counter())
+        self.losses.append(float(outputs["loss"]))
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+
+    def step_times(self, skip: int) -> list[float]:
+        """Seconds of each step after the first ``skip``."""
+        pairs = list(zip(self.started, self.ended, strict=True))[skip:]
+        return [end - start for start, end in pairs]
+
+
+def classifier(net: nn.Module) -> HDFClassifier:
+    """The library's LightningModule around ``net``: SAM (rho 0.05) over AdamW (lr 5e-4), DSM
+    loss, no learning-rate warm-up."""
+    return HDFClassifier(net, sam=True, sam_rho=0.05, warmup_epochs=0.0)
+
+
+def fit_steps(
+    module: HDFClassifier,
+    batches: Iterable[dict[str, torch.Tensor]],
+    steps: int,
+    device: torch.device,
+    precision: str,
+) -> StepTimer:
+    """Run ``steps`` steps of ``module.training_step`` on ``batches`` (dicts of ``video`` float
+    ``(B, 3, T, S, S)`` and ``label`` ``(B,)``) with a Lightning ``Trainer`` at ``precision``."""
+    timer = StepTimer(device)
+    with tempfile.TemporaryDirectory(prefix="gpu_check_fit_") as root:
+        trainer = pl.Trainer(
+            accelerator=device.type,
+            devices=1,
+            precision=precision,  # type: ignore[arg-type]
+            max_steps=steps,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[timer],
+            default_root_dir=root,
+        )
+        trainer.fit(module, train_dataloaders=batches)
+    return timer
 
 
 def build_net(args: argparse.Namespace) -> nn.Module:
@@ -183,56 +210,44 @@ def build_net(args: argparse.Namespace) -> nn.Module:
 
 
 def time_steps(
-    net: nn.Module, args: argparse.Namespace, device: torch.device, dtype: torch.dtype | None
-) -> tuple[float, float, Callable[[torch.Tensor], float]]:
-    """(clips/s, first loss, a step function) of the SAM training step at one precision."""
-    sam = SAM(net.parameters(), partial(torch.optim.AdamW, lr=5e-4), rho=0.05)
-    scaler = torch.amp.GradScaler("cuda") if dtype is torch.float16 else None
-    loss_fn = DSM()
-    y = torch.arange(args.batch, device=device) % 7
-
-    def step(x: torch.Tensor) -> float:
-        return sam_step(net, sam, loss_fn, x, y, dtype, scaler)[0]
-
+    module: HDFClassifier, args: argparse.Namespace, device: torch.device, precision: str
+) -> tuple[float, float]:
+    """(clips/s, first loss) of the training step at one precision, on one batch held on the
+    device (median over ``args.iters`` steps after ``1 + args.warmup``)."""
     x = torch.rand(args.batch, 3, args.frames, args.size, args.size, device=device)
-    loss = step(x)
-    for _ in range(args.warmup):
-        step(x)
-    _sync(device)
-    times = []
-    for _ in range(args.iters):
-        start = time.perf_counter()
-        step(x)
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return args.batch / statistics.median(times), loss, step
+    y = torch.arange(args.batch, device=device) % 7
+    steps = 1 + args.warmup + args.iters
+    timer = fit_steps(
+        module, itertools.repeat({"video": x, "label": y}, steps), steps, device, precision
+    )
+    return args.batch / statistics.median(timer.step_times(1 + args.warmup)), timer.losses[0]
 
 
 def overlapped(
+    module: HDFClassifier,
     loader: DataLoader,
     to_device: Callable[[dict[str, Any]], torch.Tensor],
-    step: Callable[[torch.Tensor], float],
     step_rate: float,
     device: torch.device,
+    precision: str,
     batches: int,
     batch: int,
 ) -> tuple[float, float]:
     """Train on the loader's batches: (clips/s, share of wall time the steps alone would take)."""
-    it = cycle(loader)
-    step(to_device(next(it)))
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(batches):
-        step(to_device(next(it)))
-    _sync(device)
-    rate = batches * batch / (time.perf_counter() - start)
+    fed = (
+        {"video": to_device(b), "label": b["label"].to(device, non_blocking=True)}
+        for b in cycle(loader)
+    )
+    timer = fit_steps(module, fed, 1 + batches, device, precision)  # the first step warms up
+    rate = batches * batch / (timer.ended[-1] - timer.ended[0])
     return rate, rate / step_rate
 
 
 def predict_section(a: argparse.Namespace, device: torch.device, folder: Path) -> list[str]:
     """``hdf predict`` videos/min: sequential against ``--predict-workers`` worker processes."""
     from bench_predict import benchmark_video, paper_checkpoint
-    from hdf_lightning.inference.predict import PredictOptions, build_predictor
+    from hdf_lightning.inference.options import PredictOptions
+    from hdf_lightning.inference.predict import build_predictor
     from hdf_lightning.inference.runner import Job, run_jobs
 
     seconds, copies = (2.0, 1) if a.smoke else (20.0, a.predict_copies)
@@ -242,7 +257,7 @@ def predict_section(a: argparse.Namespace, device: torch.device, folder: Path) -
     predictor = build_predictor(str(paper_checkpoint(folder)), None, options)
     jobs = [Job(i, video, f"copy{i}") for i in range(copies)]
     lines = []
-    for workers in (0, 0 if a.smoke else a.predict_workers):
+    for workers in (0,) if a.smoke else (0, a.predict_workers):
         start = time.perf_counter()
         outcomes = run_jobs(jobs, predictor, folder / f"predict_{workers}", workers=workers)
         wall = time.perf_counter() - start
@@ -270,11 +285,12 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--predict-copies", type=int, default=8, help="videos for hdf predict")
     p.add_argument("--predict-workers", type=int, default=4, help="its worker processes")
     a = p.parse_args(argv)
+    quiet_library_output()
     if a.smoke:
         a.batch, a.frames, a.size, a.workers, a.clips = 2, 4, 32, 0, 4
         a.loader_batches, a.iters, a.warmup = 1, 1, 0
         device = torch.device("cpu")
-        precisions = {"fp32": None}
+        precisions = {"fp32": PRECISIONS["fp32"]}
         image_size, source_frames = 64, 6
     else:
         if not torch.cuda.is_available():
@@ -297,16 +313,23 @@ def main(argv: list[str] | None = None) -> str:
             rate = time_loader(loader, to_device, device, a.loader_batches)
             loaders[label] = (loader, to_device, rate)
             lines.append(f"loader, {label:<10}: {rate:8.1f} clips/s")
-        base = build_net(a).to(device)
-        for prec, dtype in precisions.items():
-            net = copy.deepcopy(base)
-            step_rate, loss, step = time_steps(net, a, device, dtype)
+        base = build_net(a)
+        for prec, precision in precisions.items():
+            module = classifier(copy.deepcopy(base))
+            step_rate, loss = time_steps(module, a, device, precision)
             lines.append(
                 f"train step {prec:<10}: {step_rate:8.1f} clips/s (SAM, first loss {loss:.4f})"
             )
             for label, (loader, to_device, rate) in loaders.items():
                 fed, busy = overlapped(
-                    loader, to_device, step, step_rate, device, a.loader_batches, a.batch
+                    module,
+                    loader,
+                    to_device,
+                    step_rate,
+                    device,
+                    precision,
+                    a.loader_batches,
+                    a.batch,
                 )
                 verdict = "keeps the GPU busy" if rate >= step_rate else "starves the GPU"
                 lines.append(
