@@ -57,7 +57,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import InterpolationMode
 
 from hdf_lightning.data.datasets import ClipDataset, ClipRecord
-from hdf_lightning.data.sampling import segment_indices
+from hdf_lightning.data.frame_sampling import segment_indices
 from hdf_lightning.data.synthetic import render_clip
 from hdf_lightning.data.transforms import ClipAugment, ClipEval
 from hdf_lightning.data.video import list_frames

@@ -22,7 +22,7 @@ from hdf_lightning.data import (
     SyntheticDFEWDataModule,
     VideoCSVDataModule,
 )
-from hdf_lightning.data.samplers import DistributedWeightedSampler, stratified_split
+from hdf_lightning.data.clip_samplers import DistributedWeightedSampler, stratified_split
 
 
 def _dfew(root: Path, **overrides: object) -> DFEWDataModule:

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from conftest import DFEWTree, FERV39kTree, write_frames, write_tiny_video
 from hdf_lightning.data import CLASS_NAMES
+from hdf_lightning.data.clip_samplers import EpochSampler
 from hdf_lightning.data.datasets import ClipDataset, ClipRecord, scan_index
 from hdf_lightning.data.errors import (
     CorruptClipError,
@@ -19,7 +20,6 @@ from hdf_lightning.data.errors import (
     MissingClipError,
     SplitFileError,
 )
-from hdf_lightning.data.samplers import EpochSampler
 from hdf_lightning.data.splits import read_csv_split, read_dfew_split, read_ferv39k_split
 
 # ------------------------------------------------------------------------------------ DFEW reader

@@ -482,7 +482,7 @@ def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path: Path) -> None
 
 
 def test_samplers_skip_the_consumed_items_of_one_iteration_only() -> None:
-    from hdf_lightning.data.samplers import DistributedWeightedSampler, EpochSampler
+    from hdf_lightning.data.clip_samplers import DistributedWeightedSampler, EpochSampler
 
     sampler = EpochSampler(range(10), seed=3)
     sampler.set_epoch(2)

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from cli_utils import HDF, run_hdf, tiny_checkpoint
-from hdf_lightning.data.sampling import segment_indices
+from hdf_lightning.data.frame_sampling import segment_indices
 from hdf_lightning.data.synthetic import render_clip
 from hdf_lightning.data.transforms import ClipEval
 from hdf_lightning.data.video import decode_video, write_video

@@ -1,4 +1,4 @@
-"""Tests for hdf_lightning.data.sampling (table-driven)."""
+"""Tests for hdf_lightning.data.frame_sampling (table-driven)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from hdf_lightning.data.sampling import (
+from hdf_lightning.data.frame_sampling import (
     SAMPLERS,
     dense_indices,
     m3dfel_indices,

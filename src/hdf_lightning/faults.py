@@ -199,7 +199,7 @@ class InterruptCheckpoint(pl.Callback):
 
     Resuming from a checkpoint taken inside an epoch, the training sampler skips the batches the
     interrupted run already consumed (samplers with ``skip_next``, such as
-    :class:`~hdf_lightning.data.samplers.EpochSampler`) and the global RNG is set back to the
+    :class:`~hdf_lightning.data.clip_samplers.EpochSampler`) and the global RNG is set back to the
     checkpoint's after the DataLoader iterator is created (creating it draws a seed), so the
     resumed run continues with the batches, dropout masks and weights of the uninterrupted one.
     A fit that ends normally removes ``interrupted.ckpt``.

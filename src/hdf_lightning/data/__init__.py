@@ -3,6 +3,11 @@ verification and extraction."""
 
 from hdf_lightning.data import opencv as _opencv  # noqa: F401  (registers the at-fork hook)
 from hdf_lightning.data.classes import CLASS_NAMES, FERV39K_CLASS_MAP
+from hdf_lightning.data.clip_samplers import (
+    DistributedWeightedSampler,
+    EpochSampler,
+    stratified_split,
+)
 from hdf_lightning.data.corpora import (
     ClassMap,
     CREMADDataModule,
@@ -30,7 +35,6 @@ from hdf_lightning.data.errors import (
     MissingClipError,
     SplitFileError,
 )
-from hdf_lightning.data.samplers import DistributedWeightedSampler, EpochSampler, stratified_split
 from hdf_lightning.data.splits import (
     CSVSplits,
     DFEWSplits,

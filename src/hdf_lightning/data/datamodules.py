@@ -32,11 +32,15 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from hdf_lightning.data.clip_samplers import (
+    DistributedWeightedSampler,
+    EpochSampler,
+    stratified_split,
+)
 from hdf_lightning.data.datasets import ClipDataset, ClipRecord, collate_clips, scan_index
 from hdf_lightning.data.errors import DatasetError
 from hdf_lightning.data.face_crops import FaceCropRecord, clips_crop_record
-from hdf_lightning.data.samplers import DistributedWeightedSampler, EpochSampler, stratified_split
-from hdf_lightning.data.sampling import SAMPLERS
+from hdf_lightning.data.frame_sampling import SAMPLERS
 from hdf_lightning.data.splits import CSVSplits, DFEWSplits, DFEWVariant, FERV39kSplits, SplitReader
 from hdf_lightning.data.synthetic import SynthConfig, generate_dfew
 from hdf_lightning.data.transforms import (

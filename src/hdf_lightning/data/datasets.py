@@ -22,7 +22,7 @@ from hdf_lightning.data.errors import (
     EmptyClipError,
     MissingClipError,
 )
-from hdf_lightning.data.sampling import multi_view_indices, sample_indices
+from hdf_lightning.data.frame_sampling import multi_view_indices, sample_indices
 from hdf_lightning.data.video import (
     VideoLength,
     decode_video,
@@ -191,7 +191,7 @@ class ClipDataset(Dataset[ClipItem]):
 
     Items are ``{"video": uint8 (3, T, L, L), "label": int, "index": int}`` with
     T = ``num_frames`` and L = ``load_size``; with ``views > 1`` the video is
-    ``(V, 3, T, L, L)``, the views of :func:`~hdf_lightning.data.sampling.multi_view_indices`
+    ``(V, 3, T, L, L)``, the views of :func:`~hdf_lightning.data.frame_sampling.multi_view_indices`
     (for evaluation, where predictions are averaged over views).
 
     Keys are either an index or ``(index, epoch)`` (as the DataModule's samplers yield): the

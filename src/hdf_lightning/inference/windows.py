@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hdf_lightning.data.sampling import sample_indices
+from hdf_lightning.data.frame_sampling import sample_indices
 
 __all__ = ["ShortVideoError", "Window", "num_windows", "parse_span", "sliding_windows"]
 
@@ -88,7 +88,7 @@ def sliding_windows(
         length: window length ``L`` in frames.
         stride: frames between window starts ``S``.
         clip_len: frames per clip ``T`` (the network's input length).
-        sampler: the evaluation sampler (:data:`hdf_lightning.data.sampling.SAMPLERS`); random
+        sampler: the evaluation sampler (:data:`hdf_lightning.data.frame_sampling.SAMPLERS`); random
             samplers draw from a generator seeded with ``seed``, so a run is reproducible.
         seed: seed of random samplers.
 

@@ -1,7 +1,7 @@
 """Which clips a DataLoader draws: seeded, DDP-sharded samplers and the stratified split.
 
-These choose *clips* (items of a dataset); :mod:`hdf_lightning.data.sampling` chooses the *frames*
-of one clip. Pure and Lightning-free: they depend only on torch.
+These choose *clips* (items of a dataset); :mod:`hdf_lightning.data.frame_sampling` chooses the
+*frames* of one clip. Pure and Lightning-free: they depend only on torch.
 """
 
 from __future__ import annotations
