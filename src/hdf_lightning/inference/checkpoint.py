@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from hdf_lightning.checkpoints import check_checkpoint
 from hdf_lightning.data.face_crops import FaceCropRecord
-from hdf_lightning.data.transforms import KINETICS_MEAN, KINETICS_STD
+from hdf_lightning.data.transforms import NORMALIZATION
 from hdf_lightning.errors import CheckpointError
 
 __all__ = [
@@ -43,11 +43,6 @@ __all__ = [
     "network_weights",
     "read_checkpoint",
 ]
-
-NORMALIZATION: dict[str, tuple[tuple[float, float, float] | None, ...]] = {
-    "none": (None, None),
-    "kinetics": (KINETICS_MEAN, KINETICS_STD),
-}
 
 
 @dataclass(frozen=True)
@@ -189,21 +184,43 @@ def _import(class_path: str) -> type:
     return cls
 
 
-def build_net(net_config: dict[str, Any], num_classes: int) -> nn.Module:
+def build_net(
+    net_config: dict[str, Any], num_classes: int, num_frames: int | None = None
+) -> nn.Module:
     """Instantiate ``class_path(**init_args)`` without pretrained-weight loading.
 
-    ``num_classes`` is filled in when the class takes it and the config lacks it (LightningCLI
-    links it from the DataModule at instantiation, so a saved config does not hold it), and a
-    ``weights`` file argument is dropped: the checkpoint's weights replace it anyway.
+    ``num_classes`` and ``num_frames`` (the clip length ``T``) are filled in when the class takes
+    them and the config lacks them (LightningCLI links both from the DataModule, so a saved
+    config does not hold them), and a ``weights`` file argument is dropped: the checkpoint's
+    weights replace it anyway.
     """
     cls = _import(str(net_config["class_path"]))
     init_args = dict(net_config.get("init_args") or {})
     parameters = inspect.signature(cls).parameters
     if "num_classes" in parameters and init_args.get("num_classes") is None:
         init_args["num_classes"] = num_classes
+    if num_frames is not None and init_args.get("num_frames") is None and _takes(cls, "num_frames"):
+        init_args["num_frames"] = num_frames
     if "weights" in parameters:
         init_args["weights"] = None
     return cls(**init_args)
+
+
+def _takes(cls: type, name: str) -> bool:
+    """Whether ``cls(name=...)`` is accepted: by its constructor or, passed on through
+    ``**kwargs``, by a base class's."""
+    for klass in cls.__mro__:
+        if klass is object:
+            break
+        try:
+            parameters = inspect.signature(klass.__init__).parameters  # type: ignore[misc]
+        except (TypeError, ValueError):
+            continue
+        if name in parameters:
+            return True
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            return False
+    return False
 
 
 def _preprocessing(checkpoint: dict[str, Any], file: Path) -> Preprocessing:
@@ -254,7 +271,7 @@ def load_model(path: str | Path, *, config: str | Path | None = None) -> LoadedM
             )
     num_classes = len(preprocessing.class_names)
     try:
-        net = build_net(net_config, num_classes)
+        net = build_net(net_config, num_classes, preprocessing.num_frames)
     except (ImportError, AttributeError, TypeError, ValueError) as err:
         raise CheckpointError(
             f"cannot build the network {net_config.get('class_path')} of checkpoint {file}: {err}"

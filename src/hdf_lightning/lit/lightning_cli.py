@@ -7,6 +7,8 @@ subcommand.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import logging
 import os
@@ -121,6 +123,7 @@ class HDFCLI(LightningCLI):
 
     def __init__(self, *args: Any, pretrained: bool = True, **kwargs: Any) -> None:
         self._run_lock: RunLock | None = None
+        self._frames_conflict: tuple[int, int] | None = None
         self.pretrained = pretrained
         try:
             super().__init__(*args, **kwargs)
@@ -220,7 +223,13 @@ class HDFCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
-        _check_num_frames(cfg)
+        if self._frames_conflict is not None:
+            data_frames, net_frames = self._frames_conflict
+            raise ConfigError(
+                f"--data.num_frames={data_frames} but --model.net.num_frames={net_frames}: the "
+                f"network's num_frames follows the data's clip length ({data_frames} frames); "
+                "leave --model.net.num_frames out or give it the same value"
+            )
         if self.subcommand is not None:
             self._check_subcommand(self.subcommand, cfg)
         evaluates_checkpoint = self.subcommand in EVALUATION_COMMANDS and cfg.get("ckpt_path")
@@ -314,6 +323,28 @@ class HDFCLI(LightningCLI):
             compute_fn=_num_classes,
             apply_on="instantiate",
         )
+        parser.link_arguments(
+            ("data.init_args.num_frames", "model.net"),
+            "model.net.init_args.num_frames",
+            compute_fn=self._net_num_frames,
+            apply_on="parse",
+        )
+
+    def _net_num_frames(self, data_frames: int | None, net: Namespace | None) -> int | None:
+        """The network's ``num_frames``: the DataModule's clip length ``T``.
+
+        A value given to the network (config or command line) that differs from the data's and
+        from the network's own default is remembered and refused before anything is built; a
+        value equal to the network's default follows the data.
+        """
+        init_args = net.get("init_args") if isinstance(net, Namespace) else None
+        given = init_args.get("num_frames") if isinstance(init_args, Namespace) else None
+        if not isinstance(data_frames, int):
+            return given
+        default = _default_num_frames(net.get("class_path") if isinstance(net, Namespace) else None)
+        if isinstance(given, int) and given not in (data_frames, default):
+            self._frames_conflict = (data_frames, given)
+        return data_frames
 
 
 class RunConfig(SaveConfigCallback):
@@ -341,16 +372,25 @@ def clear_run(root: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _check_num_frames(cfg: Namespace) -> None:
-    """The network's ``num_frames`` must equal the DataModule's (checked at parse time)."""
-    data_frames = cfg.get("data.init_args.num_frames")
-    net_frames = cfg.get("model.net.init_args.num_frames")
-    if isinstance(data_frames, int) and isinstance(net_frames, int) and data_frames != net_frames:
-        raise ConfigError(
-            f"--data.num_frames={data_frames} but --model.net.num_frames={net_frames}: the network "
-            f"is built for {net_frames} frames per clip and the data gives {data_frames}. Give "
-            "both the same value."
-        )
+def _default_num_frames(class_path: Any) -> int | None:
+    """The default ``num_frames`` of the network class ``class_path`` (None when it has none)."""
+    if not isinstance(class_path, str) or "." not in class_path:
+        return None
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+    # a subclass may pass num_frames on to its base class's constructor (**kwargs)
+    for klass in getattr(cls, "__mro__", ()):
+        try:
+            parameter = inspect.signature(klass.__init__).parameters.get("num_frames")
+        except (TypeError, ValueError):
+            continue
+        if parameter is not None:
+            default = parameter.default
+            return default if isinstance(default, int) else None
+    return None
 
 
 def _without_pretrained_weights(cfg: Namespace) -> None:
