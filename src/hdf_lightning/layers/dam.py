@@ -164,23 +164,6 @@ class DAM(nn.Module):
         basis = dct_basis_7x7(torch.float64).to(device=reference.device, dtype=reference.dtype)
         return basis.unsqueeze(1)
 
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        # State dicts written while the fixed 7x7 DCT basis was a buffer load strictly: the entry
-        # is a constant of the basis formula, not a learned value, and is dropped.
-        state_dict.pop(prefix + "dct_basis", None)
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-
     def extra_repr(self) -> str:
         return f"channels={self.channels}, num_frames={self.num_frames}"
 
