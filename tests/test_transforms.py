@@ -229,8 +229,11 @@ def test_eval_same_size_only_converts(dtype: torch.dtype) -> None:
 def test_mean_std_are_not_in_the_state_dict_but_follow_to() -> None:
     aug = ClipAugment(size=8, mean=KINETICS_MEAN, std=KINETICS_STD)
     assert aug.state_dict() == {}
-    assert aug.to(torch.float64).mean is not None
-    assert aug.mean is not None and aug.mean.dtype == torch.float64
+    aug.to(torch.float64)
+    assert aug.mean is not None and aug.std is not None
+    assert aug.mean.dtype == aug.std.dtype == torch.float64
+    expected = torch.tensor([KINETICS_MEAN, KINETICS_STD], dtype=torch.float64)
+    torch.testing.assert_close(torch.stack([aug.mean.flatten(), aug.std.flatten()]), expected)
 
 
 # ---------------------------------------------------------------- errors
