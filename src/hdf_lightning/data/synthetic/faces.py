@@ -139,6 +139,7 @@ def _rgb(values: np.ndarray) -> tuple[int, int, int]:
 
 _CIRCLE = np.linspace(0.0, 2.0 * math.pi, 36, endpoint=False)
 _CURVE_S = np.linspace(0.0, 1.0, 13)
+_DARK = (25, 18, 16)
 
 
 def _ellipse(cu: float, cv: float, au: float, av: float) -> np.ndarray:
@@ -193,10 +194,16 @@ def _draw_face(painter: _Painter, identity: Identity, params: np.ndarray, blink:
     curve, mouth_open, width, roundness, upper_lip, brow, slant, eye, wrinkle = params.tolist()
     mouth_open, roundness = max(mouth_open, 0.0), max(roundness, 0.0)
     upper_lip, wrinkle = max(upper_lip, 0.0), max(wrinkle, 0.0)
-    skin, hair, a = identity.skin, identity.hair, identity.aspect
-    dark = (25, 18, 16)
+    _draw_head(painter, identity)
+    _draw_eyes(painter, identity.iris, eye, blink)
+    _draw_brows(painter, identity.hair, brow, slant)
+    _draw_nose(painter, identity.skin, curve, wrinkle)
+    _draw_mouth(painter, identity.skin, curve, mouth_open, width, roundness, upper_lip)
 
-    # hair behind the head, shoulders, neck, ears, face
+
+def _draw_head(painter: _Painter, identity: Identity) -> None:
+    """Hair behind the head, shoulders, neck, ears, face, and the hair cap down to a hairline."""
+    skin, hair, a = identity.skin, identity.hair, identity.aspect
     length = identity.hair_length
     painter.polygon(_ellipse(0.0, -0.12 + 0.3 * length, a * 1.16, 1.0 + 0.3 * length), hair)
     shoulders = np.array(
@@ -210,7 +217,6 @@ def _draw_face(painter: _Painter, identity: Identity, params: np.ndarray, blink:
         painter.polygon(_ellipse(side * a, 0.02, 0.1, 0.17), _shade(skin, 0.93))
     painter.polygon(_ellipse(0.0, 0.0, a, 1.0), skin)
 
-    # hair cap down to a hairline
     arc = np.linspace(math.pi + 0.25, 2.0 * math.pi - 0.25, 19)
     top = np.stack([a * np.cos(arc), np.sin(arc)], axis=1) * 1.02
     end_u, end_v = float(top[-1, 0]), float(top[-1, 1])
@@ -219,23 +225,29 @@ def _draw_face(painter: _Painter, identity: Identity, params: np.ndarray, blink:
     hairline = np.stack([us, hair_v + (end_v - hair_v) * np.abs(us / end_u) ** 3], axis=1)
     painter.polygon(np.concatenate([top, hairline]), hair)
 
-    # eyes: white, iris, pupil (closed eyes are a line)
+
+def _draw_eyes(
+    painter: _Painter, iris_colour: tuple[int, int, int], eye: float, blink: float
+) -> None:
+    """Eyes: white, iris, pupil (closed eyes are a line)."""
     half_height = 0.075 * min(max(1.0 + eye, 0.05), 2.0) * blink
     for side in (-1.0, 1.0):
         cu, cv = side * 0.34, -0.13
         if half_height < 0.018:
             painter.line(
-                np.array([[cu - 0.15, cv], [cu, cv + 0.015], [cu + 0.15, cv]]), dark, 0.025
+                np.array([[cu - 0.15, cv], [cu, cv + 0.015], [cu + 0.15, cv]]), _DARK, 0.025
             )
             continue
         painter.polygon(_ellipse(cu, cv, 0.15, half_height), (238, 236, 232))
         iris = min(0.062, half_height)
-        painter.polygon(_ellipse(cu, cv, 0.062, iris), identity.iris)
-        painter.polygon(_ellipse(cu, cv, 0.028, min(0.028, half_height)), dark)
+        painter.polygon(_ellipse(cu, cv, 0.062, iris), iris_colour)
+        painter.polygon(_ellipse(cu, cv, 0.028, min(0.028, half_height)), _DARK)
         lid = _ellipse(cu, cv, 0.15, half_height)[18:]  # upper half of the outline, (18, 2)
-        painter.line(np.concatenate([lid, [[cu + 0.15, cv]]]), dark, 0.02)
+        painter.line(np.concatenate([lid, [[cu + 0.15, cv]]]), _DARK, 0.02)
 
-    # eyebrows
+
+def _draw_brows(painter: _Painter, hair: tuple[int, int, int], brow: float, slant: float) -> None:
+    """Eyebrows, raised by ``brow`` and slanted by ``slant``."""
     base = -0.40 - 0.11 * brow
     for side in (-1.0, 1.0):
         points = np.array(
@@ -247,7 +259,9 @@ def _draw_face(painter: _Painter, identity: Identity, params: np.ndarray, blink:
         )
         painter.line(points, _shade(hair, 0.8), 0.075)
 
-    # nose, wrinkles, nasolabial folds
+
+def _draw_nose(painter: _Painter, skin: tuple[int, int, int], curve: float, wrinkle: float) -> None:
+    """Nose, wrinkles across it and the nasolabial folds."""
     painter.line(np.array([[0.0, -0.08], [0.03, 0.2]]), _shade(skin, 0.78), 0.025)
     for side in (-1.0, 1.0):
         painter.polygon(_ellipse(side * 0.06, 0.24, 0.035, 0.02), _shade(skin, 0.5))
@@ -262,7 +276,17 @@ def _draw_face(painter: _Painter, identity: Identity, params: np.ndarray, blink:
             pts = np.array([[side * 0.13, 0.19], [side * 0.24, 0.33], [side * 0.31, 0.5]])
             painter.line(pts, _mix(skin, crease, 0.8 * fold), 0.022)
 
-    # mouth: lips, cavity, teeth
+
+def _draw_mouth(
+    painter: _Painter,
+    skin: tuple[int, int, int],
+    curve: float,
+    mouth_open: float,
+    width: float,
+    roundness: float,
+    upper_lip: float,
+) -> None:
+    """Mouth: lips, cavity, teeth."""
     lips = _rgb(np.asarray(skin, np.float64) * np.array([0.7, 0.35, 0.4]) + [40, 0, 0])
     half_width = 0.3 * (1.0 + 0.35 * width - 0.35 * roundness)
     centre = 0.52
@@ -280,7 +304,7 @@ def _draw_face(painter: _Painter, identity: Identity, params: np.ndarray, blink:
         inner_upper = upper + [0.0, 1.0] * np.minimum(0.03, 0.35 * opening)
         inner_lower = lower - [0.0, 1.0] * np.minimum(0.035, 0.35 * opening)
         painter.polygon(np.concatenate([inner_upper, inner_lower[::-1]]), (70, 22, 28))
-        teeth = [0.0, 1.0] * np.minimum(0.05, 0.4 * (inner_lower - inner_upper)[:, 1:])
+        teeth = np.array([0.0, 1.0]) * np.minimum(0.05, 0.4 * (inner_lower - inner_upper)[:, 1:])
         teeth = teeth * max(1.0 - roundness, 0.0)
         if teeth.max() > 0.005:
             painter.polygon(
