@@ -27,10 +27,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench_predict import benchmark_video
     from hdf_lightning.inference.app import AppSettings, serve
-    from hdf_lightning.inference.predict import PredictOptions, build_predictor
+    from hdf_lightning.inference.options import PredictOptions
+    from hdf_lightning.inference.predict import build_predictor
+    from hdf_lightning.run_folder import RunLayout
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt_path", default=str(REPO / "runs/demo/checkpoints/best.ckpt"))
+    parser.add_argument("--ckpt_path", default=str(RunLayout(REPO / "runs/demo").best))
     parser.add_argument("--out", type=Path, default=REPO / "docs/images/hdf_app.png")
     parser.add_argument("--seconds", type=float, default=14.0)
     args = parser.parse_args(argv)

@@ -40,15 +40,16 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
+from hdf_lightning import run_folder
 from hdf_lightning.checkpoints import module_nonfinite
 from hdf_lightning.evaluation import plots
 from hdf_lightning.evaluation.cost import format_cost, measure_cost
 from hdf_lightning.io import atomic_path, atomic_write_text
 from hdf_lightning.lit.lightning_private import RefusableCheckpoint
+from hdf_lightning.run_folder import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class RunCheckpoint(RefusableCheckpoint):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self.dirpath is None:
-            self.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
+            self.dirpath = str(RunLayout(trainer.default_root_dir).checkpoints)
         super().setup(trainer, pl_module, stage)
 
     def refuses_to_save(self, trainer: pl.Trainer) -> bool:
@@ -96,14 +97,14 @@ def checkpoint_callbacks() -> list[RunCheckpoint]:
         RunCheckpoint(
             monitor="val/uar",
             mode="max",
-            filename="best",
+            filename=run_folder.BEST,
             save_top_k=1,
             enable_version_counter=False,
             auto_insert_metric_name=False,
         ),
         RunCheckpoint(
             monitor=None,
-            filename="last",
+            filename=run_folder.LAST,
             save_top_k=1,
             every_n_epochs=1,
             enable_version_counter=False,
@@ -180,7 +181,7 @@ class EvaluationFigures(pl.Callback):
             figures["test/embedding"] = plots.embedding_figure(
                 torch.cat(self._features), torch.cat(self._labels), names, method="pca"
             )
-        folder = run_dir(trainer) / "figures"
+        folder = RunLayout(run_dir(trainer)).figures
         tag = f"{stage}_epoch{trainer.current_epoch:03d}" if stage == "val" else stage
         paths = {
             key: plots.save_figure(fig, folder / f"{tag}_{key.split('/', 1)[1]}.png")
@@ -222,7 +223,7 @@ class CostReportWriter(pl.Callback):
         rank_zero_info(text)
         values = report.to_dict()
         atomic_write_text(
-            run_dir(trainer) / "cost_report.json", json.dumps(values, indent=2, default=str)
+            RunLayout(run_dir(trainer)).cost_report, json.dumps(values, indent=2, default=str)
         )
         if trainer.logger is not None:
             trainer.logger.log_metrics(
@@ -373,7 +374,7 @@ class LearningCurve(pl.Callback):
             self._write(trainer)
 
     def _write(self, trainer: pl.Trainer) -> None:
-        atomic_write_text(_checkpoint_dir(trainer) / "learning_curve.csv", self.to_csv())
+        atomic_write_text(_checkpoint_dir(trainer) / run_folder.LEARNING_CURVE_CSV, self.to_csv())
         columns = {key: [row[key] for row in self.history] for key in LEARNING_CURVE_COLUMNS}
         best = self.best()
         figure = plots.learning_curve_figure(
@@ -384,7 +385,8 @@ class LearningCurve(pl.Callback):
             val_uar=columns["val_uar"],
             best_epoch=int(best["epoch"]) if best is not None else None,
         )
-        plots.save_figure(figure, run_dir(trainer) / "figures" / "learning_curve.png")
+        figures = RunLayout(run_dir(trainer)).figures
+        plots.save_figure(figure, figures / run_folder.LEARNING_CURVE_PNG)
 
     # ------------------------------------------------------------------ results
     def to_csv(self) -> str:
@@ -416,8 +418,8 @@ class LearningCurve(pl.Callback):
         checkpoint = _best_checkpoint(trainer)
         if checkpoint:
             lines.append(f"  checkpoint    {checkpoint}")
-        lines.append(f"  figures       {run_dir(trainer) / 'figures'}")
-        lines.append(f"  metrics       {_checkpoint_dir(trainer) / 'learning_curve.csv'}")
+        lines.append(f"  figures       {RunLayout(run_dir(trainer)).figures}")
+        lines.append(f"  metrics       {_checkpoint_dir(trainer) / run_folder.LEARNING_CURVE_CSV}")
         if checkpoint:
             config = _saved_config(trainer)
             config_arg = str(config) if config is not None else "<your config>"
@@ -474,19 +476,11 @@ def _best_checkpoint(trainer: pl.Trainer) -> str | None:
 
 
 def _saved_config(trainer: pl.Trainer) -> Path | None:
-    """The config the CLI saved for this run (``config.yaml`` in the log folder), if any."""
-    # trainer.log_dir without its broadcast: this runs on rank 0 only, a collective would hang
-    logger = trainer.logger
-    if logger is None:
-        folder: str | None = trainer.default_root_dir
-    elif isinstance(logger, CSVLogger | TensorBoardLogger):
-        folder = logger.log_dir
-    else:
-        folder = logger.save_dir
+    """The config the CLI saved for this run (``config.yaml`` in :func:`run_dir`), if any."""
     for callback in trainer.callbacks:  # type: ignore[attr-defined]
         filename = getattr(callback, "config_filename", None)  # LightningCLI's SaveConfigCallback
-        if isinstance(filename, str) and folder is not None:
-            path = Path(folder) / filename
+        if isinstance(filename, str):
+            path = run_dir(trainer) / filename
             if path.is_file():
                 return path
     return None
@@ -518,7 +512,7 @@ class RankConsistencyCheck(pl.Callback):
             torch.distributed.all_gather_object(gathered, digest)
             digests = [str(d) for d in gathered]
         if trainer.is_global_zero:
-            out = Path(trainer.default_root_dir) / "rank_digests.json"
+            out = RunLayout(trainer.default_root_dir).rank_digests
             atomic_write_text(out, json.dumps({"digests": digests}, indent=2))
         if len(set(digests)) != 1:
             raise RuntimeError(
@@ -560,6 +554,7 @@ class EvalPredictionWriter(pl.Callback):
         if not self._rows:
             return
         merged = {k: torch.cat([r[k] for r in self._rows]) for k in self._rows[0]}
-        out = Path(trainer.default_root_dir) / "predictions" / f"test_rank{trainer.global_rank}.pt"
+        predictions = RunLayout(trainer.default_root_dir).predictions
+        out = predictions / f"test_rank{trainer.global_rank}.pt"
         with atomic_path(out) as tmp:
             torch.save(merged, tmp)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ import torch
 from torch import Tensor
 
 from hdf_lightning.errors import CheckpointError
+from hdf_lightning.run_folder import RunLayout
+
+_EXAMPLE_RUN = RunLayout("<run>")
 
 
 def first_nonfinite(tensors: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> str | None:
@@ -75,7 +79,7 @@ def load_checkpoint_file(path: str | os.PathLike[str], option: str = "--ckpt_pat
     if not file.is_file():
         raise CheckpointNotFoundError(
             f"checkpoint not found: {file} ({option}). Finished runs keep theirs in "
-            "<run>/checkpoints/best.ckpt and last.ckpt."
+            f"{_EXAMPLE_RUN.best} and {_EXAMPLE_RUN.last.name}."
         )
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
@@ -178,30 +182,62 @@ def _check_same_classes(
     )
 
 
+@dataclass(frozen=True)
+class StateDictDiff:
+    """How a saved ``state_dict`` differs from the one a module expects.
+
+    Attributes:
+        missing: keys of the expected state absent from the saved one (in expected order).
+        unexpected: keys of the saved state the module does not have (in saved order).
+        mismatched: ``(key, saved shape, expected shape)`` of tensors of another shape.
+    """
+
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    mismatched: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.mismatched)
+
+
+def compare_state_dicts(saved: Mapping[str, Any], expected: Mapping[str, Any]) -> StateDictDiff:
+    """The key and shape differences between a saved ``state_dict`` and an expected one.
+
+    The one comparison behind every checkpoint check of this package: ``--ckpt_path``
+    (:func:`check_checkpoint`), pretrained weights (:func:`hdf_lightning.models.load_checked`)
+    and ``hdf predict`` (:func:`hdf_lightning.inference.checkpoint.load_model`). Shapes are
+    compared where both values are tensors.
+    """
+    return StateDictDiff(
+        missing=tuple(k for k in expected if k not in saved),
+        unexpected=tuple(k for k in saved if k not in expected),
+        mismatched=tuple(
+            (k, tuple(saved[k].shape), tuple(v.shape))
+            for k, v in expected.items()
+            if k in saved and isinstance(v, Tensor) and isinstance(saved[k], Tensor)
+            if tuple(saved[k].shape) != tuple(v.shape)
+        ),
+    )
+
+
 def _check_same_network(
     file: Path, saved: Mapping[str, Any], expected: Mapping[str, Any], option: str
 ) -> None:
-    missing = [k for k in expected if k not in saved]
-    unexpected = [k for k in saved if k not in expected]
-    shapes = [
-        f"'{k}' is {tuple(saved[k].shape)} in the file but {tuple(v.shape)} in the model"
-        for k, v in expected.items()
-        if k in saved and isinstance(v, Tensor) and isinstance(saved[k], Tensor)
-        if tuple(saved[k].shape) != tuple(v.shape)
-    ]
-    if not (missing or unexpected or shapes):
+    diff = compare_state_dicts(saved, expected)
+    if not diff:
         return
     parts = []
-    if shapes:
-        parts.append(f"{len(shapes)} tensor(s) of another shape (first: {shapes[0]})")
-    if missing:
-        parts.append(f"{len(missing)} tensor(s) of the model missing (first: '{missing[0]}')")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unknown tensor(s) (first: '{unexpected[0]}')")
+    if diff.mismatched:
+        key, in_file, in_model = diff.mismatched[0]
+        first = f"'{key}' is {in_file} in the file but {in_model} in the model"
+        parts.append(f"{len(diff.mismatched)} tensor(s) of another shape (first: {first})")
+    if diff.missing:
+        parts.append(
+            f"{len(diff.missing)} tensor(s) of the model missing (first: '{diff.missing[0]}')"
+        )
+    if diff.unexpected:
+        parts.append(f"{len(diff.unexpected)} unknown tensor(s) (first: '{diff.unexpected[0]}')")
     raise CheckpointError(
         f"{file} ({option}) was saved from another network than the one configured: "
         f"{'; '.join(parts)}. Pass the --config (model section) of the run that wrote it."
     )
-
-
-# ------------------------------------------------------------------------------ output folders

@@ -1,7 +1,5 @@
-"""Guards against silent wrong results: run folders, the run lock and the SIGTERM checkpoint.
+"""Guards against silent wrong results: the run lock and the SIGTERM checkpoint.
 
-* :func:`run_checkpoints` / :func:`resume_candidate` — a new fit does not mix its files with
-  another run's.
 * :class:`RunLock` — a run folder is held by one fit for the whole fit: a second fit started into
   it while the first lives is refused; the lock of a crashed run is recognised as stale.
 * :class:`InterruptCheckpoint` — on SIGTERM during ``fit``, saves
@@ -32,45 +30,13 @@ from torch import Tensor
 from hdf_lightning.checkpoints import module_nonfinite
 from hdf_lightning.errors import RunFolderError
 from hdf_lightning.lit.lightning_private import fit_train_loaders, restart_train_iterator
+from hdf_lightning.run_folder import RunLayout
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "INTERRUPTED_CKPT",
-    "InterruptCheckpoint",
-    "RunLock",
-    "launched_as_secondary_rank",
-    "resume_candidate",
-    "run_checkpoints",
-]
-
-INTERRUPTED_CKPT = "interrupted.ckpt"
-"""File name (in ``<default_root_dir>/checkpoints``) of the checkpoint written on SIGTERM."""
-
-
-def run_checkpoints(root: str | os.PathLike[str]) -> list[Path]:
-    """Checkpoint files a run left in ``<root>/checkpoints``, newest first."""
-    folder = Path(root) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    return sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-
-
-def resume_candidate(root: str | os.PathLike[str]) -> Path | None:
-    """The checkpoint to resume a run in ``root`` from: ``interrupted.ckpt``, else ``last.ckpt``,
-    else the newest checkpoint file."""
-    files = run_checkpoints(root)
-    for name in (INTERRUPTED_CKPT, "last.ckpt"):
-        for f in files:
-            if f.name == name:
-                return f
-    return files[0] if files else None
-
+__all__ = ["InterruptCheckpoint", "RunLock", "launched_as_secondary_rank"]
 
 # ------------------------------------------------------------------------------ run lock
-RUN_LOCK = ".hdf-run.lock"
-"""File name (in ``<default_root_dir>``) of the lock a fit holds on its run folder."""
-
 _RANK_ENV = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
 
 
@@ -83,10 +49,11 @@ def launched_as_secondary_rank() -> bool:
 class RunLock:
     """An exclusive lock on a run folder for the lifetime of a fit.
 
-    The lock is an advisory ``flock`` on ``<root>/.hdf-run.lock``, which records the holder's
-    pid, host, command line and start time. The kernel releases a ``flock`` when its process
-    ends, however it ends, so the file a crashed run left behind is recognised as stale (it can be
-    locked again) and taken over with a warning naming the old holder. A second fit into a folder
+    The lock is an advisory ``flock`` on ``<root>/.hdf-run.lock`` (``RunLayout(root).lock``),
+    which records the holder's pid, host, command line and start time. The kernel releases a
+    ``flock`` when its process ends, however it ends, so the file a crashed run left behind is
+    recognised as stale (it can be locked again) and taken over with a warning naming the old
+    holder. A second fit into a folder
     whose lock is held is refused with the holder's details.
 
     ``flock`` works between processes of one machine and on most local file systems; on network
@@ -100,7 +67,7 @@ class RunLock:
     def __init__(self, root: str | os.PathLike[str], option: str = "--trainer.default_root_dir"):
         self.root = Path(root)
         self.option = option
-        self.path = self.root / RUN_LOCK
+        self.path = RunLayout(self.root).lock
         self._fd: int | None = None
 
     @property
@@ -215,10 +182,8 @@ class InterruptCheckpoint(pl.Callback):
 
     def path(self, trainer: pl.Trainer) -> Path:
         """Where the interrupt checkpoint of ``trainer`` is written."""
-        folder = (
-            Path(self.dirpath) if self.dirpath else Path(trainer.default_root_dir) / "checkpoints"
-        )
-        return folder / INTERRUPTED_CKPT
+        layout = RunLayout(trainer.default_root_dir)
+        return Path(self.dirpath) / layout.interrupted.name if self.dirpath else layout.interrupted
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException

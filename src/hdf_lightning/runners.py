@@ -17,9 +17,10 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from hdf_lightning.data.splits import check_dfew_fold
 from hdf_lightning.evaluation.cost import format_cost, measure_cost
-from hdf_lightning.faults import INTERRUPTED_CKPT, RunLock, launched_as_secondary_rank
+from hdf_lightning.faults import RunLock, launched_as_secondary_rank
 from hdf_lightning.io import atomic_write_text
 from hdf_lightning.lit.lightning_cli import HDFCLI, configure_wandb_mode, make_cli
+from hdf_lightning.run_folder import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,9 @@ def _metrics_of(results: Sequence[Mapping[str, float]]) -> dict[str, float]:
 def run_fold(config: str, fold: int, out: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Fit one fold, then test its best-validation and last checkpoints.
 
-    Resumes from ``<out>/fold_<k>/checkpoints/interrupted.ckpt`` (written on SIGTERM) or
-    ``last.ckpt`` when an interrupted fit left one.
+    Resumes an interrupted fit of the fold as ``hdf fit`` would be told to
+    (:meth:`~hdf_lightning.run_folder.RunLayout.resume_candidate`: ``interrupted.ckpt``, written
+    on SIGTERM, else ``last.ckpt``, else the newest checkpoint of ``<out>/fold_<k>``).
     Writes ``<out>/fold_<k>/result.json`` last, so its presence marks the fold finished.
     """
     fold_dir = out / f"fold_{fold}"
@@ -61,10 +63,9 @@ def run_fold(config: str, fold: int, out: Path, overrides: Sequence[str] = ()) -
         *overrides,
     ]
     cli = build_cli(args)
-    last = fold_dir / "checkpoints" / "last.ckpt"
-    interrupted = fold_dir / "checkpoints" / INTERRUPTED_CKPT  # written on SIGTERM
-    resume = interrupted if interrupted.is_file() else last
-    ckpt_path = str(resume) if resume.is_file() else None
+    layout = RunLayout(fold_dir)
+    resume = layout.resume_candidate()
+    ckpt_path = str(resume) if resume is not None else None
     if ckpt_path:
         log.info("fold %d: resuming from %s", fold, ckpt_path)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
@@ -72,7 +73,7 @@ def run_fold(config: str, fold: int, out: Path, overrides: Sequence[str] = ()) -
     best_path = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else None
     best = _metrics_of(cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best_path))
     last_metrics = _metrics_of(
-        cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=str(last))
+        cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=str(layout.last))
     )
     protocol = getattr(cli.datamodule, "protocol", "unknown")
     result = {
@@ -119,7 +120,7 @@ def run_cross_validation(
     """Run the given folds in order, skipping finished ones; write ``cv_results.{md,csv}``.
 
     An interrupted run picks up at the first fold without ``result.json`` (and resumes that fold's
-    fit from its ``last.ckpt`` when present). The run holds a :class:`RunLock` on ``out``
+    fit from its checkpoints, see :func:`run_fold`). The run holds a :class:`RunLock` on ``out``
     throughout, so a second ``hdf cv`` into the same folder is refused while this one lives.
     """
     for fold in folds:

@@ -29,16 +29,16 @@ from typing import Any
 import yaml
 from torch import Tensor, nn
 
-from hdf_lightning.checkpoints import check_checkpoint
+from hdf_lightning.checkpoints import check_checkpoint, compare_state_dicts
 from hdf_lightning.data.face_crops import FaceCropRecord
 from hdf_lightning.data.transforms import NORMALIZATION
 from hdf_lightning.errors import CheckpointError
+from hdf_lightning.run_folder import find_run_config
 
 __all__ = [
     "CheckpointError",
     "LoadedModel",
     "Preprocessing",
-    "find_run_config",
     "load_model",
     "network_weights",
     "read_checkpoint",
@@ -148,21 +148,6 @@ def network_weights(checkpoint: Mapping[str, Any], file: Path) -> dict[str, Tens
     if not weights:
         raise CheckpointError(f"checkpoint {file} holds no network weights (no 'net.' keys)")
     return weights
-
-
-def find_run_config(checkpoint_path: Path) -> Path | None:
-    """The LightningCLI ``config.yaml`` of the run a checkpoint belongs to, if one is found.
-
-    Looks in the checkpoint's folder and its parent (``<run>/checkpoints/best.ckpt``), then in
-    the loggers' version folders below the run (``<run>/*/version_*/config.yaml``, newest first).
-    """
-    folder = checkpoint_path.resolve().parent
-    for candidate in (folder / "config.yaml", folder.parent / "config.yaml"):
-        if candidate.is_file():
-            return candidate
-    found = sorted(folder.parent.glob("*/version_*/config.yaml"), key=lambda p: p.stat().st_mtime)
-    found += sorted(folder.parent.glob("*/*/config.yaml"), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
 
 
 def _net_from_config(config: Path) -> dict[str, Any] | None:
@@ -277,27 +262,24 @@ def load_model(path: str | Path, *, config: str | Path | None = None) -> LoadedM
             f"cannot build the network {net_config.get('class_path')} of checkpoint {file}: {err}"
         ) from err
     weights = network_weights(checkpoint, file)
-    try:
-        result = net.load_state_dict(weights, strict=False)
-    except RuntimeError as err:  # size mismatches
-        detail = next(
-            (line.strip() for line in str(err).splitlines() if "size mismatch" in line), ""
-        )
+    diff = compare_state_dicts(weights, net.state_dict())
+    if diff.mismatched:
+        key, in_file, in_net = diff.mismatched[0]
         raise CheckpointError(
-            f"checkpoint {file} does not fit the network {net_config['class_path']}: {detail}"
-        ) from err
-    problems = []
-    if result.missing_keys:
-        problems.append(f"missing {len(result.missing_keys)} (e.g. {result.missing_keys[0]})")
-    if result.unexpected_keys:
-        problems.append(
-            f"unexpected {len(result.unexpected_keys)} (e.g. {result.unexpected_keys[0]})"
+            f"checkpoint {file} does not fit the network {net_config['class_path']}: size "
+            f"mismatch for {key}: {in_file} in the checkpoint, {in_net} in the network"
         )
+    problems = []
+    if diff.missing:
+        problems.append(f"missing {len(diff.missing)} (e.g. {diff.missing[0]})")
+    if diff.unexpected:
+        problems.append(f"unexpected {len(diff.unexpected)} (e.g. {diff.unexpected[0]})")
     if problems:
         raise CheckpointError(
             f"checkpoint {file} does not fit the network {net_config['class_path']}: weights "
             + ", ".join(problems)
         )
+    net.load_state_dict(weights)
     face_crop = None
     if record.get("face_crop") is not None:
         try:

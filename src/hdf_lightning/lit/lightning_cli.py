@@ -37,17 +37,17 @@ from hdf_lightning.callbacks import (
 )
 from hdf_lightning.checkpoints import check_checkpoint
 from hdf_lightning.errors import ConfigError, RunFolderError, instantiation_error
-from hdf_lightning.faults import (
-    InterruptCheckpoint,
-    RunLock,
-    launched_as_secondary_rank,
-    resume_candidate,
-    run_checkpoints,
-)
+from hdf_lightning.faults import InterruptCheckpoint, RunLock, launched_as_secondary_rank
 from hdf_lightning.inference.record import InferenceRecord
 from hdf_lightning.io import atomic_write_text, check_writable
 from hdf_lightning.lit.lightning_private import drop_unset_wandb_anonymous
 from hdf_lightning.lit.module import HDFClassifier, sam_accumulation_error
+from hdf_lightning.run_folder import (
+    RUN_FILES,
+    RUN_FOLDERS,
+    RunLayout,
+    config_filename,
+)
 from hdf_lightning.usage import EXTRA_COMMANDS_HELP
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,6 @@ SPECIAL_CKPT = ("best", "last", "hpc", "registry")
 
 NO_CHECKPOINT = "none"
 """``--ckpt_path none``: evaluate the configured (untrained) weights on purpose (smoke tests)."""
-
-TEST_METRICS_FILE = "test_metrics.json"
-"""Written by ``hdf test`` beside its figures: the checkpoint and the ``test/*`` metrics."""
 
 
 def wandb_has_credentials() -> bool:
@@ -200,7 +197,7 @@ class HDFCLI(LightningCLI):
         ckpt = self.config_init["test"].get("ckpt_path")
         payload = {"ckpt_path": None if ckpt is None else str(ckpt), "metrics": metrics}
         atomic_write_text(
-            run_dir(self.trainer) / TEST_METRICS_FILE, json.dumps(payload, indent=2) + "\n"
+            RunLayout(run_dir(self.trainer)).test_metrics, json.dumps(payload, indent=2) + "\n"
         )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
@@ -249,17 +246,16 @@ class HDFCLI(LightningCLI):
         """Checks on the parsed configuration, before any class is built or data is read."""
         self.save_config_kwargs = {
             **self.save_config_kwargs,
-            "config_filename": "config.yaml"
-            if subcommand == "fit"
-            else f"config_{subcommand}.yaml",
+            "config_filename": config_filename(subcommand),
         }
         ckpt = cfg.get("ckpt_path")
         if subcommand in EVALUATION_COMMANDS:
             if ckpt is None:
+                example = RunLayout("runs/<run>")
                 raise ConfigError(
                     f"hdf {subcommand} evaluates trained weights, but no --ckpt_path was given. "
-                    f"Pass a checkpoint, e.g. hdf {subcommand} --config runs/<run>/config.yaml "
-                    "--ckpt_path runs/<run>/checkpoints/best.ckpt (or --ckpt_path none to "
+                    f"Pass a checkpoint, e.g. hdf {subcommand} --config {example.config} "
+                    f"--ckpt_path {example.best} (or --ckpt_path none to "
                     "evaluate the untrained network on purpose)"
                 )
             if str(ckpt).lower() == NO_CHECKPOINT:
@@ -283,17 +279,18 @@ class HDFCLI(LightningCLI):
     @staticmethod
     def _check_run_folder(root: Path, ckpt: Any, overwrite: bool) -> None:
         """A new fit may not write into a folder that holds another run's checkpoints."""
-        existing = run_checkpoints(root)
+        layout = RunLayout(root)
+        existing = layout.checkpoint_files()
         if not existing or ckpt is not None:
             return
         if overwrite:
             log.warning("--overwrite: removing the previous run's files in %s", root)
             clear_run(root)
             return
-        resume = resume_candidate(root)
+        resume = layout.resume_candidate()
         names = ", ".join(sorted(p.name for p in existing))
         raise RunFolderError(
-            f"{root} already holds a run (checkpoints/{names}); resume it with "
+            f"{root} already holds a run ({layout.checkpoints.name}/{names}); resume it with "
             f"--ckpt_path {resume}, choose another --trainer.default_root_dir, or pass "
             "--overwrite true to replace it"
         )
@@ -358,14 +355,10 @@ class RunConfig(SaveConfigCallback):
         super().__init__(parser, config, **kwargs)
 
 
-RUN_FILES = ("cost_report.json", TEST_METRICS_FILE, "config*.yaml", "rank_digests.json")
-"""Files of a run in its ``default_root_dir`` (besides ``checkpoints/`` and ``figures/``)."""
-
-
 def clear_run(root: Path) -> None:
     """Remove a previous run's checkpoints, figures and reports from ``root`` (``--overwrite``);
     logger folders are left: each run logs to a version or run folder of its own."""
-    for folder in ("checkpoints", "figures", "predictions"):
+    for folder in RUN_FOLDERS:
         shutil.rmtree(root / folder, ignore_errors=True)
     for pattern in RUN_FILES:
         for path in root.glob(pattern):

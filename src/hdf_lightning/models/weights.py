@@ -41,7 +41,7 @@ import torch
 import torch.hub
 from torch import Tensor, nn
 
-from hdf_lightning.checkpoints import load_checkpoint_file
+from hdf_lightning.checkpoints import compare_state_dicts, load_checkpoint_file
 from hdf_lightning.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -340,13 +340,11 @@ def load_checked(
             f"{source}: {len(missing)} keys of {type(module).__name__} are missing from the "
             f"checkpoint: {_preview(missing)}"
         )
-    for key, tensor in mapped.items():
-        if tensor.shape != expected[key].shape:
-            raise CheckpointError(
-                f"{source}: shape mismatch for {key!r}: checkpoint {tuple(tensor.shape)}, "
-                f"model {tuple(expected[key].shape)} (was the model built with the same "
-                "width/depth/head settings?)"
-            )
+    for key, in_file, in_model in compare_state_dicts(mapped, expected).mismatched:
+        raise CheckpointError(
+            f"{source}: shape mismatch for {key!r}: checkpoint {in_file}, model {in_model} (was "
+            "the model built with the same width/depth/head settings?)"
+        )
     module.load_state_dict(mapped, strict=False)
     report = LoadReport(
         source=source,
