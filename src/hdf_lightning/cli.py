@@ -106,6 +106,9 @@ def _lightning_error(err: BaseException, module: str, name: str) -> bool:
     return isinstance(kind, type) and isinstance(err, kind)
 
 
+# torch's DataLoader reports a stalled worker (a plain RuntimeError) and a worker's error (re-raised
+# with the worker's traceback as its message) in text only: these two patterns are the only
+# messages of another library that this module reads.
 _LOADER_STALL = re.compile(r"^DataLoader timed out after ([\d.]+) seconds")
 _WORKER_PREFIX = re.compile(r"^Caught \w+ in DataLoader worker process \d+")
 

@@ -49,6 +49,8 @@ def instantiation_error(err: ValueError) -> Exception:
     error is its ``__cause__``. The outermost :class:`UserError` of the chain is returned unchanged
     (it may itself be raised from a library error, e.g. a download's network error); otherwise
     the innermost cause becomes a :class:`ConfigError` with its message and the class being built.
+    jsonargparse names that class only in its message (``class_path='...'``), which is read
+    here and nowhere else.
     """
     chain = _cause_chain(err)
     user = next((c for c in chain if isinstance(c, UserError)), None)
