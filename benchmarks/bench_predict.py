@@ -33,7 +33,8 @@ import torch
 from hdf_lightning.data.synthetic import Timeline, render_clip, subject_identity
 from hdf_lightning.data.video import write_video
 from hdf_lightning.inference.checkpoint import load_model
-from hdf_lightning.inference.predict import PredictOptions, Predictor
+from hdf_lightning.inference.options import PredictOptions
+from hdf_lightning.inference.predict import Predictor
 from hdf_lightning.inference.sources import open_source
 from hdf_lightning.models import HDFNet
 
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     duration = result.duration
     faces = len(result.face_windows())
     print(
-        f"video: {source.width}x{source.height}, {result.num_frames} frames, {duration:.1f} s at "
+        f"video: {source.width}x{source.height}, {result.video_frames} frames, {duration:.1f} s at "
         f"{result.fps:g} fps; {len(result.windows)} windows ({args.window} every {args.stride}), "
         f"{faces} with a face"
     )

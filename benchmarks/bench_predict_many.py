@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 from bench_predict import benchmark_video, paper_checkpoint
-from hdf_lightning.inference.predict import PredictOptions, build_predictor
+from hdf_lightning.inference.options import PredictOptions
+from hdf_lightning.inference.predict import build_predictor
 from hdf_lightning.inference.runner import Job, run_jobs
 
 STAGES = ("decode", "detect", "crop", "model")

@@ -15,7 +15,8 @@ import pytest
 from cli_utils import REPO, tiny_checkpoint
 from face_videos import write_face_video
 from hdf_lightning.inference.app import AppSettings, PageError, analyse, serve
-from hdf_lightning.inference.predict import PredictOptions, Predictor, build_predictor
+from hdf_lightning.inference.options import PredictOptions
+from hdf_lightning.inference.predict import Predictor, build_predictor
 
 pytest.importorskip("gradio", reason="hdf app needs the [app] extra (Gradio)")
 
@@ -63,7 +64,7 @@ def test_analyse_gives_the_page_its_headline_plot_table_video_and_files(
     assert analysis.svg.count("<title>") == len(result.windows)
     assert [Path(p).suffix for p in analysis.downloads] == [".jsonl", ".csv", ".png"]
     assert all(Path(p).is_file() for p in analysis.downloads)
-    assert analysis.video is not None and _frames(Path(analysis.video)) == result.num_frames
+    assert analysis.video is not None and _frames(Path(analysis.video)) == result.video_frames
     assert steps[0] == "reading the video" and len(steps) >= 3
 
 
@@ -216,3 +217,21 @@ def test_the_page_offers_the_videos_of_a_folder(
     offered = [Path(str(value)).name for _, value in picked.choices]
     assert sorted(offered) == ["empty.mp4", "face.mp4", "short.mp4"]  # notes.txt is no video
     assert picked.visible
+
+
+def test_print_config_writes_a_yaml_that_config_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hdf_lightning.inference.app import _parser
+
+    flags = ["--ckpt_path=best.ckpt", "--port=8080", "--margin=0.3", f"--folder={tmp_path}"]
+    with pytest.raises(SystemExit) as done:
+        _parser().parse_args([*flags, "--print_config"])
+    assert done.value.code == 0
+    config = tmp_path / "app.yaml"
+    config.write_text(capsys.readouterr().out)
+    from_yaml = _parser().parse_args(["--config", str(config)])
+    from_flags = _parser().parse_args(flags)
+    assert (from_yaml.port, from_yaml.margin, from_yaml.folder) == (8080, 0.3, tmp_path)
+    del from_yaml["config"], from_flags["config"]  # the YAML file itself
+    assert from_yaml == from_flags

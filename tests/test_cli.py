@@ -302,3 +302,19 @@ def test_top_level_help_loads_no_torch_lightning_opencv_or_matplotlib() -> None:
     assert done.returncode == 0, done.stderr
     assert "hdf predict" in done.stdout and "hdf app" in done.stdout
     assert "LOADED []" in done.stdout
+
+
+def test_data_synth_print_config_writes_a_yaml_that_config_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "synth"
+    flags = [f"--out={out}", "--num_subjects=5", "--clips_per_subject=1", "--image_size=16"]
+    with pytest.raises(SystemExit) as done:
+        main(["data", "synth", *flags, "--print_config"])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    assert "held_out_clips_per_subject: null" in printed and "jpeg_quality: 90" in printed
+    config = tmp_path / "synth.yaml"
+    config.write_text(printed)
+    assert main(["data", "synth", "--config", str(config)]) == 0
+    assert len(list((out / "Clip" / "clip_224x224").iterdir())) == 5

@@ -107,3 +107,19 @@ def test_export_rejects_bad_checkpoints_and_formats(
     code = main(["export", f"--ckpt_path={checkpoint}", f"--out={tmp_path}", "--formats=[tflite]"])
     assert code == 2
     assert "unknown export format" in capsys.readouterr().err
+
+
+def test_print_config_writes_a_yaml_that_config_runs(
+    tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "export"
+    flags = [f"--ckpt_path={checkpoint}", f"--out={out}", "--formats=[torchscript]"]
+    with pytest.raises(SystemExit) as done:
+        main(["export", *flags, "--print_config"])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    assert "opset: 18" in printed and "tolerance: 0.0001" in printed  # the defaults, listed
+    config = tmp_path / "export.yaml"
+    config.write_text(printed)
+    assert main(["export", "--config", str(config)]) == 0, capsys.readouterr().err
+    assert (out / "model.torchscript.pt").is_file() and not (out / "model.onnx").exists()

@@ -97,3 +97,22 @@ def test_hdf_data_extract_exits_non_zero_with_a_summary_of_failed_videos(
         ["data", "extract", f"--videos={videos}", f"--out={out}"], monkeypatch, capsys
     )
     assert code == 0
+
+
+def test_hdf_data_extract_print_config_writes_a_yaml_that_config_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hdf_lightning.cli import main
+
+    videos = tmp_path / "videos"
+    write_tiny_video(videos / "1.mp4", 4)
+    out = tmp_path / "frames"
+    with pytest.raises(SystemExit) as done:
+        main(["data", "extract", f"--videos={videos}", f"--out={out}", "--print_config"])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    assert "faces: false" in printed and "quality: 95" in printed and "margin: 0.15" in printed
+    config = tmp_path / "extract.yaml"
+    config.write_text(printed)
+    assert main(["data", "extract", "--config", str(config)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["00001"]

@@ -35,7 +35,8 @@ from hdf_lightning.inference.face_extract import (
     extract_faces,
     kept_ranges,
 )
-from hdf_lightning.inference.predict import PredictOptions, Predictor
+from hdf_lightning.inference.options import PredictOptions
+from hdf_lightning.inference.predict import Predictor
 from hdf_lightning.inference.sources import open_source
 from test_damaged_videos import write_faststart_mp4
 

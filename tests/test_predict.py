@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from cli_utils import HDF, run_hdf, tiny_checkpoint
@@ -451,3 +452,49 @@ def test_network_weights_are_the_net_tensors_without_their_prefix() -> None:
     assert network_weights(checkpoint, Path("a.ckpt")) == {"head.proj.bias": net}
     with pytest.raises(CheckpointError, match=r"a\.ckpt holds no network weights"):
         network_weights({"state_dict": {"loss.temperature": net}}, Path("a.ckpt"))
+
+
+# ------------------------------------------------------------------------------- options as YAML
+
+
+def test_print_config_writes_a_yaml_that_config_runs(
+    tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    video = tmp_path / "v.mp4"
+    write_video(video, render_clip(1, num_frames=30, image_size=48, seed=2), fps=FPS)
+    out = tmp_path / "out"
+    flags = [f"--ckpt_path={checkpoint}", f"--out={out}", "--detector=none", "--window=20f"]
+    with pytest.raises(SystemExit) as done:
+        predict_main([str(video), *flags, "--timeline=false", "--print_config"])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    options = yaml.safe_load(printed)
+    assert options["inputs"] == [str(video)] and options["window"] == "20f"
+    assert options["margin"] == 0.15 and options["timeline"] is False  # defaults and flags
+    config = tmp_path / "predict.yaml"
+    config.write_text(printed)
+    assert predict_main(["--config", str(config)]) == 0, capsys.readouterr().err
+    header = read_jsonl(out / "v.windows.jsonl")[0]
+    assert header["window"]["length_frames"] == 20 and not (out / "v.timeline.png").exists()
+
+
+def test_config_also_takes_the_fit_config_of_an_old_checkpoint(
+    tmp_path: Path, checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = torch.load(checkpoint, weights_only=True)
+    del data["hdf_inference"]
+    old = tmp_path / "old.ckpt"
+    torch.save(data, old)
+    fit = tmp_path / "fit.yaml"
+    fit.write_text(
+        "model:\n  net:\n    class_path: hdf_lightning.models.HDFNet\n    init_args:\n"
+        "      num_frames: 4\n      width_factor: 0.5\n      depth_factor: 0.3\n"
+        "      head_dim: 32\n"
+    )
+    video = tmp_path / "v.mp4"
+    write_video(video, render_clip(1, num_frames=30, image_size=48, seed=2), fps=FPS)
+    args = [str(video), f"--ckpt_path={old}", f"--out={tmp_path / 'out'}", "--detector=none"]
+    assert predict_main([*args, "--window=20f", "--timeline=false"]) == 2
+    assert "does not record its network" in capsys.readouterr().err
+    for spelling in (["--config", str(fit)], [f"--fit_config={fit}"]):
+        assert predict_main([*args, "--window=20f", "--timeline=false", *spelling]) == 0

@@ -12,7 +12,8 @@ import pytest
 from cli_utils import tiny_checkpoint
 from face_videos import write_face_video
 from hdf_lightning.inference.face import HaarFaceDetector
-from hdf_lightning.inference.predict import PredictOptions, VideoPreparer, build_predictor
+from hdf_lightning.inference.options import PredictOptions
+from hdf_lightning.inference.predict import VideoPreparer, build_predictor
 from hdf_lightning.inference.predict_cli import predict_main
 from hdf_lightning.inference.runner import Job, run_jobs
 from hdf_lightning.inference.sources import InputError

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,12 @@ from pytorch_lightning import LightningDataModule
 
 from hdf_lightning.data.extract import extract_tree
 from hdf_lightning.data.splits import DFEW_FOLDS
-from hdf_lightning.data.synthetic import (
-    HELD_OUT_FAMILIES,
-    SynthConfig,
-    generate_dfew,
-    generate_ferv39k,
-)
+from hdf_lightning.data.synthetic import SynthConfig, generate_dfew, generate_ferv39k
 from hdf_lightning.data.verify import format_report, verify_datamodule
 from hdf_lightning.errors import ConfigError, instantiation_error
-from hdf_lightning.inference.face import FaceOptions, add_face_arguments
+from hdf_lightning.inference.face import FaceOptions
 from hdf_lightning.inference.face_extract import FaceExtractOptions, extract_faces
+from hdf_lightning.inference.options import add_options, command_parser, options_from
 from hdf_lightning.runners import cost_from_config, run_cross_validation
 
 log = logging.getLogger(__name__)
@@ -94,64 +91,13 @@ def data_main(argv: list[str]) -> int:
     parser = ArgumentParser(prog="hdf data", description="Dataset tools.")
     sub = parser.add_subcommands(dest="command")
 
-    synth = ArgumentParser(description="Write the synthetic heterogeneous DFER dataset.")
-    synth.add_argument("--out", type=Path, required=True, help="output folder")
-    synth.add_argument("--layout", type=str, default="dfew", choices=["dfew", "ferv39k"])
-    synth.add_argument("--num_subjects", type=int, default=40)
-    synth.add_argument("--clips_per_subject", type=int, default=10)
-    synth.add_argument("--image_size", type=int, default=112)
-    synth.add_argument("--num_sources", type=int, default=4)
-    synth.add_argument("--unseen_source", type=bool, default=False)
-    synth.add_argument(
-        "--held_out",
-        type=list[str],
-        default=[],
-        help=f"test-only styles, one per family of {list(HELD_OUT_FAMILIES)}",
-    )
-    synth.add_argument("--held_out_clips_per_subject", type=int | None, default=None)
-    synth.add_argument("--imbalance", type=str, default="none", choices=["none", "dfew"])
-    synth.add_argument("--write_16f", type=bool, default=False)
-    synth.add_argument("--seed", type=int, default=0)
-    sub.add_subcommand("synth", synth)
-
+    sub.add_subcommand("synth", _synth_parser())
     verify = ArgumentParser(description="Count and check a dataset; non-zero exit on problems.")
     verify.add_argument("--config", type=str, default=None, help="a fit config (its data section)")
     verify.add_argument("--decode", type=bool, default=True, help="decode every frame/video")
     sub.add_subcommand("verify", verify)
 
-    extract = ArgumentParser(
-        description=(
-            "Decode videos into DFEW-style frame folders (PyAV); with --faces, into face crops "
-            "cut as hdf predict cuts them, with <out>/manifest.json."
-        )
-    )
-    extract.add_argument("--videos", type=Path, required=True, help="folder of video files")
-    extract.add_argument("--out", type=Path, required=True, help="output root of frame folders")
-    extract.add_argument(
-        "--faces", type=bool, default=False, help="write face crops (the hdf predict crop)"
-    )
-    extract.add_argument(
-        "--size",
-        type=int | None,
-        default=None,
-        help=f"square frame size (whole frames: native size; --faces: {FaceExtractOptions.size})",
-    )
-    extract.add_argument("--quality", type=int, default=95)
-    extract.add_argument(
-        "--keep_damaged",
-        type=bool,
-        default=False,
-        help="write the frames that decode of truncated or damaged videos (refused by default)",
-    )
-    extract.add_argument("--workers", type=int, default=1, help="processes over videos (--faces)")
-    extract.add_argument(
-        "--recursive",
-        type=bool,
-        default=False,
-        help="--faces: also the videos of sub-folders, into the same relative folders",
-    )
-    add_face_arguments(extract)
-    sub.add_subcommand("extract", extract)
+    sub.add_subcommand("extract", _extract_parser())
 
     overrides, rest = split_data_overrides(argv)
     cfg = parser.parse_args(rest)
@@ -162,20 +108,52 @@ def data_main(argv: list[str]) -> int:
     return _data_extract(cfg.extract)
 
 
+def _synth_parser() -> ArgumentParser:
+    """``hdf data synth``: ``--out``, ``--layout`` and the fields of :class:`SynthConfig`."""
+    parser: ArgumentParser = command_parser(
+        "hdf data synth", "Write the synthetic heterogeneous DFER dataset."
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--layout", type=str, default="dfew", choices=["dfew", "ferv39k"], help="folder layout"
+    )
+    add_options(parser, SynthConfig)
+    return parser
+
+
+def _extract_parser() -> ArgumentParser:
+    """``hdf data extract``: the folders, ``--faces``, ``--size`` and the fields of
+    :class:`FaceExtractOptions` (the face options apply with ``--faces true`` only)."""
+    parser: ArgumentParser = command_parser(
+        "hdf data extract",
+        "Decode videos into DFEW-style frame folders (PyAV); with --faces, into face crops "
+        "cut as hdf predict cuts them, with <out>/manifest.json.",
+    )
+    parser.add_argument("--videos", type=Path, required=True, help="folder of video files")
+    parser.add_argument("--out", type=Path, required=True, help="output root of frame folders")
+    parser.add_argument(
+        "--faces", type=bool, default=False, help="write face crops (the hdf predict crop)"
+    )
+    parser.add_argument(
+        "--size",
+        type=int | None,
+        default=None,
+        help=f"square frame size (whole frames: native size; --faces: {FaceExtractOptions.size})",
+    )
+    add_options(parser, FaceExtractOptions, skip={"size"})
+    parser.add_argument("--workers", type=int, default=1, help="processes over videos (--faces)")
+    parser.add_argument(
+        "--recursive",
+        type=bool,
+        default=False,
+        help="--faces: also the videos of sub-folders, into the same relative folders",
+    )
+    return parser
+
+
 def _data_synth(cfg: Any) -> int:
     try:
-        config = SynthConfig(
-            num_subjects=cfg.num_subjects,
-            clips_per_subject=cfg.clips_per_subject,
-            image_size=cfg.image_size,
-            num_sources=cfg.num_sources,
-            unseen_source=cfg.unseen_source,
-            held_out=tuple(cfg.held_out),
-            held_out_clips_per_subject=cfg.held_out_clips_per_subject,
-            imbalance=cfg.imbalance,
-            write_16f=cfg.write_16f,
-            seed=cfg.seed,
-        )
+        config = options_from(SynthConfig, cfg)
     except ValueError as err:
         raise ConfigError(f"hdf data synth: {err}") from None
     generate = generate_dfew if cfg.layout == "dfew" else generate_ferv39k
@@ -193,22 +171,18 @@ def _data_verify(config: str | None, decode: bool, overrides: list[str]) -> int:
 
 def _data_extract(cfg: Any) -> int:
     """Extract every video; exit 1 with a summary on stderr when any video failed."""
-    face = FaceOptions.face_fields(cfg)
     if cfg.faces:
+        values = cfg.clone()
+        values.size = FaceExtractOptions.size if cfg.size is None else cfg.size
         try:
-            options = FaceExtractOptions(
-                **face,
-                size=FaceExtractOptions.size if cfg.size is None else cfg.size,
-                quality=cfg.quality,
-                keep_damaged=cfg.keep_damaged,
-            )
+            options = options_from(FaceExtractOptions, values)
         except ValueError as err:
             raise ConfigError(str(err)) from None
         result = extract_faces(
             cfg.videos, cfg.out, options, workers=cfg.workers, recursive=cfg.recursive
         )
     else:
-        changed = [f"--{k}" for k, v in face.items() if v != getattr(FaceOptions, k)]
+        changed = [f"--{f.name}" for f in fields(FaceOptions) if cfg[f.name] != f.default]
         changed += ["--workers"] if cfg.workers != 1 else []
         if changed:
             raise ConfigError(f"{', '.join(changed)}: only used with --faces true")

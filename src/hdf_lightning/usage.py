@@ -15,7 +15,9 @@ EXTRA_COMMANDS_HELP = """extra commands:
   hdf export         export a checkpoint's network to ONNX / torch.export / TorchScript
   hdf app            a local web page: upload a video, see the face and the expressions over time
 
-Each accepts --help. Quick start: hdf fit --config configs/demo.yaml"""
+Each accepts --help; predict, export, app, data synth and data extract also read their options
+from a YAML file (--config, as --print_config writes it).
+Quick start: hdf fit --config configs/demo.yaml"""
 """The extra commands, listed under Lightning's subcommands in ``hdf fit --help`` too."""
 
 TOP_LEVEL_HELP = f"""usage: hdf <command> [options]

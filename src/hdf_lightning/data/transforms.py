@@ -40,6 +40,7 @@ from hdf_lightning.data.opencv import opencv
 __all__ = [
     "KINETICS_MEAN",
     "KINETICS_STD",
+    "NORMALIZATION",
     "AugmentParams",
     "ClipAugment",
     "ClipEval",
@@ -59,6 +60,13 @@ KINETICS_MEAN: tuple[float, float, float] = (0.45, 0.45, 0.45)
 """Per-channel mean expected by Kinetics-pretrained X3D (pytorchvideo)."""
 KINETICS_STD: tuple[float, float, float] = (0.225, 0.225, 0.225)
 """Per-channel standard deviation expected by Kinetics-pretrained X3D (pytorchvideo)."""
+_Triple = tuple[float, float, float]
+NORMALIZATION: dict[str, tuple[_Triple | None, _Triple | None]] = {
+    "none": (None, None),
+    "kinetics": (KINETICS_MEAN, KINETICS_STD),
+}
+"""``normalize`` option (of the DataModules and the checkpoint's preprocessing) -> (mean, std)
+applied after scaling to [0, 1] and augmentation; None: no normalisation."""
 
 _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
 _CROP_TRIES = 10

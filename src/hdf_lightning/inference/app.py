@@ -36,16 +36,13 @@ import numpy as np
 
 from hdf_lightning.data.video import VIDEO_EXTENSIONS, is_video
 from hdf_lightning.inference.checkpoint import LoadedModel
-from hdf_lightning.inference.predict import (
-    PredictOptions,
-    Predictor,
-    VideoResult,
-    video_summary,
-    write_outputs,
-)
+from hdf_lightning.inference.options import PredictOptions
+from hdf_lightning.inference.predict import Predictor
+from hdf_lightning.inference.results import VideoResult
 from hdf_lightning.inference.sources import InputError, open_source
 from hdf_lightning.inference.timeline import timeline_svg
 from hdf_lightning.inference.windows import ShortVideoError
+from hdf_lightning.inference.writers import video_summary, write_outputs
 
 __all__ = ["Analysis", "AppSettings", "analyse", "annotate_video", "app_main", "build_app"]
 
@@ -213,7 +210,7 @@ def annotate_video(result: VideoResult, out: Path) -> Path | None:
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for i, frame in enumerate(iter_video_frames(source, result.path)):
             rgb = np.ascontiguousarray(frame.to_ndarray(width=width, height=height, format="rgb24"))
-            if i < track.num_frames and track.found[i]:
+            if i < track.video_frames and track.found[i]:
                 x0, y0, x1, y1 = (round(float(v) * scale) for v in track.boxes[i])
                 cv2.rectangle(rgb, (x0, y0), (x1, y1), (0, 220, 0), thickness)
             target.mux(stream.encode(av.VideoFrame.from_ndarray(rgb.astype(np.uint8), "rgb24")))
@@ -342,24 +339,18 @@ def build_app(predictor: Predictor, settings: AppSettings, workdir: Path) -> Any
 
 
 def _parser() -> Any:
-    from jsonargparse import ArgumentParser
+    from hdf_lightning.inference.options import add_options, command_parser
+    from hdf_lightning.inference.predict_cli import add_predict_arguments
 
-    from hdf_lightning.inference.predict import add_predict_options
-
-    parser = ArgumentParser(
-        prog="hdf app",
-        description="A local web page for a trained model: upload a video, see the tracked face, "
-        "the expression probabilities over time and the per-window table (Gradio; "
+    parser = command_parser(
+        "hdf app",
+        "A local web page for a trained model: upload a video, see the tracked face, the "
+        "expression probabilities over time and the per-window table (Gradio; "
         "pip install hdf-lightning[app]).",
+        checkpoint=True,
     )
-    parser.add_argument("--ckpt_path", type=str, required=True, help="checkpoint of hdf fit")
-    parser.add_argument("--config", type=str | None, default=None, help="fit config of the run")
-    defaults = AppSettings()
-    parser.add_argument("--host", type=str, default=defaults.host, help="bind address")
-    parser.add_argument("--port", type=int, default=defaults.port, help="0: any free port")
-    parser.add_argument("--folder", type=Path | None, default=None, help="videos to offer")
-    parser.add_argument("--max_upload_mb", type=float, default=defaults.max_upload_mb)
-    add_predict_options(parser)
+    add_options(parser, AppSettings)
+    add_predict_arguments(parser)
     return parser
 
 
@@ -406,17 +397,19 @@ def app_main(argv: list[str]) -> int:
         )
         return 2
     from hdf_lightning.inference.checkpoint import CheckpointError
-    from hdf_lightning.inference.predict import build_predictor, predict_options
+    from hdf_lightning.inference.options import FIT_CONFIG, options_from
+    from hdf_lightning.inference.predict import build_predictor
 
     try:
-        predictor = build_predictor(cfg.ckpt_path, cfg.config, predict_options(cfg), cfg.threads)
+        options = options_from(PredictOptions, cfg)
+        predictor = build_predictor(cfg.ckpt_path, cfg[FIT_CONFIG], options, cfg.threads)
     except (CheckpointError, ValueError, FileNotFoundError) as err:
         print(f"hdf app: error: {err}", file=sys.stderr)
         return 2
-    if cfg.folder is not None and not cfg.folder.is_dir():
-        print(f"hdf app: error: no such folder: {cfg.folder} (--folder)", file=sys.stderr)
+    settings = options_from(AppSettings, cfg)
+    if settings.folder is not None and not settings.folder.is_dir():
+        print(f"hdf app: error: no such folder: {settings.folder} (--folder)", file=sys.stderr)
         return 2
-    settings = AppSettings(cfg.host, cfg.port, cfg.folder, cfg.max_upload_mb)
     with serve(predictor, settings) as (_, url):
         print(f"hdf app: serving {predictor.model.path} at {url} (Ctrl-C stops it)", flush=True)
         try:

@@ -10,6 +10,7 @@ size and compared with PyTorch; the largest absolute logit difference is printed
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import json
 import logging
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 
 from hdf_lightning.errors import RunFolderError
 from hdf_lightning.inference.checkpoint import CheckpointError, LoadedModel, load_model
+from hdf_lightning.inference.options import FIT_CONFIG, command_parser
 from hdf_lightning.io import check_writable
 
 __all__ = ["FORMATS", "LogitsOnly", "export_main", "export_model"]
@@ -131,7 +133,7 @@ def export_model(
     Args:
         model: the network and preprocessing of a checkpoint (:func:`load_model`).
         out: output folder (created); gets one file per format and ``preprocessing.json``.
-        formats: a subset of :data:`FORMATS`.
+        formats: a subset of :data:`FORMATS` (``onnx``, ``pt2``, ``torchscript``).
         opset: ONNX opset.
         dynamo: ONNX through the ``torch.export``-based exporter instead of the TorchScript-based
             one (both give a dynamic batch axis; the latter exports several times faster).
@@ -191,38 +193,44 @@ def export_model(
     return results
 
 
+_EXPORT_ARGUMENTS = ("model", "out")
+"""Parameters of :func:`export_model` that are not flags (the checkpoint, ``--out``)."""
+
+
+def _export_parameters() -> list[str]:
+    """The parameters of :func:`export_model` that ``hdf export`` takes as flags."""
+    names = inspect.signature(export_model).parameters
+    return [name for name in names if name not in _EXPORT_ARGUMENTS]
+
+
+def _parser() -> Any:
+    """``hdf export``'s flags: those of :func:`export_model`'s signature, ``--out`` and
+    ``--tolerance``."""
+    parser = command_parser(
+        "hdf export",
+        "Export the network of a checkpoint (clips (B, 3, T, S, S) -> logits (B, K), dynamic "
+        "batch) with its preprocessing.json, and check it against PyTorch.",
+        checkpoint=True,
+    )
+    parser.add_argument("--out", type=Path, default=Path("export"), help="output folder")
+    parser.add_function_arguments(export_model, None, as_group=False, skip=set(_EXPORT_ARGUMENTS))
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="max |Δ logits| allowed")
+    return parser
+
+
 def export_main(argv: list[str]) -> int:
     """``hdf export --ckpt_path CKPT [--out DIR] [--formats [onnx,pt2,torchscript]]``.
 
     Returns 0 when every export matched PyTorch within ``--tolerance``, 1 otherwise, 2 for an
     unusable checkpoint or option.
     """
-    from jsonargparse import ArgumentParser
-
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    parser = ArgumentParser(
-        prog="hdf export",
-        description=(
-            "Export the network of a checkpoint (clips (B, 3, T, S, S) -> logits (B, K), dynamic "
-            "batch) with its preprocessing.json, and check it against PyTorch."
-        ),
-    )
-    parser.add_argument("--ckpt_path", type=str, required=True, help="checkpoint of hdf fit")
-    parser.add_argument("--out", type=Path, default=Path("export"), help="output folder")
-    parser.add_argument("--formats", type=list[str], default=["onnx", "pt2"], help=str(FORMATS))
-    parser.add_argument("--opset", type=int, default=18)
-    parser.add_argument("--dynamo", type=bool, default=False, help="ONNX via torch.export")
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="max |Δ logits| allowed")
-    parser.add_argument(
-        "--config", type=str | None, default=None, help="fit config naming the network"
-    )
-    cfg = parser.parse_args(argv)
+    cfg = _parser().parse_args(argv)
     try:
         check_writable(cfg.out, "--out")
-        model = load_model(cfg.ckpt_path, config=cfg.config)
-        results = export_model(
-            model, cfg.out, tuple(cfg.formats), opset=cfg.opset, dynamo=cfg.dynamo
-        )
+        model = load_model(cfg.ckpt_path, config=cfg[FIT_CONFIG])
+        kwargs = {name: cfg[name] for name in _export_parameters()}
+        results = export_model(model, cfg.out, **kwargs)
     except (CheckpointError, RunFolderError, ValueError) as err:
         print(f"hdf export: error: {err}", file=sys.stderr)
         return 2

@@ -47,7 +47,6 @@ __all__ = [
     "FullFrameDetector",
     "HaarFaceDetector",
     "StageClock",
-    "add_face_arguments",
     "crop_square",
     "make_detector",
     "track_faces",
@@ -196,7 +195,7 @@ class FaceTrack:
     found: np.ndarray
 
     @property
-    def num_frames(self) -> int:
+    def video_frames(self) -> int:
         return len(self.found)
 
 
@@ -221,7 +220,7 @@ def _moving_average(values: np.ndarray, width: int) -> np.ndarray:
 
 
 def track_faces(
-    num_frames: int,
+    video_frames: int,
     detections: dict[int, np.ndarray],
     *,
     max_gap: int,
@@ -231,7 +230,7 @@ def track_faces(
     """One smoothed square face box per frame from detections on some frames.
 
     Args:
-        num_frames: frames in the video ``N``.
+        video_frames: frames in the video ``N``.
         detections: frame index -> ``(M, 4)`` boxes found there (``M`` may be 0); frames not in
             the dict were not examined.
         max_gap: two frames with a face at most this far apart are joined by linear
@@ -248,7 +247,7 @@ def track_faces(
     previous: np.ndarray | None = None
     for i in sorted(detections):
         boxes = np.asarray(detections[i], dtype=np.float32).reshape(-1, 4)
-        if not 0 <= i < num_frames or len(boxes) == 0:
+        if not 0 <= i < video_frames or len(boxes) == 0:
             continue
         pick = int(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1).argmax())  # the largest face
         if previous is not None:
@@ -258,7 +257,7 @@ def track_faces(
         previous = boxes[pick]
         chosen[i] = boxes[pick]
     # (cx, cy, side) per frame with a face
-    values = np.full((num_frames, 3), np.nan, dtype=np.float64)
+    values = np.full((video_frames, 3), np.nan, dtype=np.float64)
     for i, box in chosen.items():
         values[i] = [
             (box[0] + box[2]) / 2,
@@ -270,7 +269,7 @@ def track_faces(
         if 1 < b - a <= max_gap:
             w = np.linspace(0.0, 1.0, b - a + 1)[1:-1, None]
             values[a + 1 : b] = (1 - w) * values[a] + w * values[b]
-    examined = np.array(sorted(i for i in detections if 0 <= i < num_frames), dtype=np.int64)
+    examined = np.array(sorted(i for i in detections if 0 <= i < video_frames), dtype=np.int64)
     faces = np.array(with_face, dtype=np.int64)
     if len(faces):
         for frame in np.flatnonzero(np.isnan(values[:, 0])).tolist():
@@ -337,16 +336,16 @@ def crop_square(
 @dataclass
 class FaceOptions:
     """How faces are found, followed and cropped (the ``--detector`` ... ``--min_face_fraction``
-    options of ``hdf predict`` and ``hdf data extract --faces``).
+    options of ``hdf predict``, ``hdf app`` and ``hdf data extract --faces``).
 
     Attributes:
-        detector: ``opencv``, ``none`` (whole frames) or an import path (see
-            :func:`make_detector`).
+        detector: ``opencv`` (Haar cascade), ``none`` (the videos already are face crops) or an
+            import path ``package.Class`` (see :func:`make_detector`).
         detect_every: run the detector on every ``detect_every``-th frame.
-        detect_width: ... downscaled to this width.
-        margin: fraction of the face box added on each side of the crop.
+        detect_width: ... downscaled to this width in pixels.
+        margin: crop margin per side, a fraction of the face box.
         smooth: frames of the moving average over box centre and side.
-        max_gap: join detections at most this many frames apart (None: ``2 × detect_every``).
+        max_gap: join detections at most this many frames apart (default ``2 × detect_every``).
         min_face_fraction: the fraction of frames with a face below which a window (``hdf
             predict``) or a clip (``hdf data extract --faces``) counts as having no face.
     """
@@ -381,31 +380,6 @@ class FaceOptions:
     def gap(self) -> int:
         """``max_gap``, or its default ``2 × detect_every``."""
         return self.max_gap if self.max_gap is not None else 2 * self.detect_every
-
-    @classmethod
-    def face_fields(cls, values: Any) -> dict[str, Any]:
-        """This class's fields taken from ``values`` (a parsed namespace or another options
-        object), as keyword arguments."""
-        return {name: getattr(values, name) for name in cls.__dataclass_fields__}
-
-
-def add_face_arguments(parser: Any) -> None:
-    """Add the :class:`FaceOptions` flags to an (jsonargparse or argparse) ``parser``."""
-    defaults = FaceOptions()
-    parser.add_argument(
-        "--detector",
-        type=str,
-        default=defaults.detector,
-        help="opencv (Haar cascade), none (videos already are face crops) or package.Class",
-    )
-    parser.add_argument("--detect_every", type=int, default=defaults.detect_every)
-    parser.add_argument("--detect_width", type=int, default=defaults.detect_width)
-    parser.add_argument(
-        "--margin", type=float, default=defaults.margin, help="crop margin per side"
-    )
-    parser.add_argument("--smooth", type=int, default=defaults.smooth, help="box smoothing frames")
-    parser.add_argument("--max_gap", type=int | None, default=None, help="default 2*detect_every")
-    parser.add_argument("--min_face_fraction", type=float, default=defaults.min_face_fraction)
 
 
 class StageClock(Protocol):
@@ -472,12 +446,12 @@ class FaceCropper:
         """Pass 1: faces on every ``detect_every``-th frame, tracked over all frames.
 
         The pass decodes the whole video, so it also counts the frames that decode, which is
-        ``source.num_frames`` afterwards (without a detector, a counting pass does that).
+        ``source.video_frames`` afterwards (without a detector, a counting pass does that).
         """
         k = self.options.detect_every
         if self.full_frame:
             start = time.perf_counter()
-            n = source.num_frames
+            n = source.video_frames
             times.decode += time.perf_counter() - start
             box = np.array([0.0, 0.0, source.width, source.height], dtype=np.float32)
             return FaceTrack(boxes=np.tile(box, (n, 1)), found=np.ones(n, dtype=bool))
@@ -489,7 +463,7 @@ class FaceCropper:
             detections[i] = boxes * (source.width / small.shape[1])
             times.detect += time.perf_counter() - start
         gap, smooth = self.options.gap, self.options.smooth
-        return track_faces(source.num_frames, detections, max_gap=gap, hold=k - 1, smooth=smooth)
+        return track_faces(source.video_frames, detections, max_gap=gap, hold=k - 1, smooth=smooth)
 
     def crops(
         self,

@@ -78,7 +78,14 @@ STAGES = ("decode", "detect", "crop", "write")
 class FaceExtractOptions(FaceOptions):
     """Options of ``hdf data extract --faces``: the face options of ``hdf predict``
     (:class:`~hdf_lightning.inference.face.FaceOptions`) and the crops' side, JPEG quality and
-    what to do with damaged videos."""
+    what to do with damaged videos.
+
+    Attributes:
+        size: side of the square face crops in pixels.
+        quality: JPEG quality of the written frames, 1..100.
+        keep_damaged: write the frames that decode of truncated or damaged videos (refused by
+            default).
+    """
 
     size: int = 224
     quality: int = 95

@@ -1,4 +1,5 @@
-"""``hdf predict``: expression probabilities for a user's own videos, window by window.
+"""``hdf predict`` on one video: :class:`VideoPreparer` finds the face and cuts the window clips,
+:class:`Predictor` classifies them.
 
 For each video file or frame folder:
 
@@ -12,8 +13,9 @@ For each video file or frame folder:
 3. **crop and classify** (pass 2): decode the frames the windows use, cut the square face crop with
    margin at ``load_size`` (as the DFEW-style training crops), resize and normalise as the
    DataModule did at evaluation, and run the network on batches of windows;
-4. **write** ``<stem>.windows.jsonl``, ``<stem>.windows.csv`` and ``<stem>.timeline.png`` per video
-   and ``summary.json`` / ``summary.csv`` for the run, each written atomically.
+4. **write** (:mod:`~hdf_lightning.inference.writers`) ``<stem>.windows.jsonl``,
+   ``<stem>.windows.csv`` and ``<stem>.timeline.png`` per video; the command
+   (:mod:`~hdf_lightning.inference.predict_cli`) adds ``summary.json`` / ``summary.csv``.
 
 Bad inputs (missing, unreadable, not a video, shorter than a window, no face) are reported one line
 each, naming the file; the other videos are still processed and the exit code is 1.
@@ -21,160 +23,28 @@ each, naming the file; the other videos are still processed and the exit code is
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from hdf_lightning.data.face_crops import FaceCropRecord
 from hdf_lightning.data.transforms import ClipEval
-from hdf_lightning.data.video import VideoLength
-from hdf_lightning.inference.checkpoint import (
-    LoadedModel,
-    Preprocessing,
-    load_model,
-)
-from hdf_lightning.inference.face import (
-    FaceCropper,
-    FaceDetector,
-    FaceOptions,
-    FaceTrack,
-    add_face_arguments,
-    make_detector,
-)
+from hdf_lightning.inference.checkpoint import LoadedModel, Preprocessing, load_model
+from hdf_lightning.inference.face import FaceCropper, FaceDetector, FaceTrack, make_detector
+from hdf_lightning.inference.options import PredictOptions
+from hdf_lightning.inference.results import StageTimes, VideoResult, WindowResult
 from hdf_lightning.inference.sources import FrameSource
 from hdf_lightning.inference.windows import ShortVideoError, Window, parse_span, sliding_windows
-from hdf_lightning.io import atomic_write_text
 
-__all__ = [
-    "PredictOptions",
-    "Predictor",
-    "StageTimes",
-    "VideoPreparer",
-    "VideoResult",
-    "WindowResult",
-    "add_predict_options",
-    "build_predictor",
-    "predict_options",
-    "video_summary",
-    "write_outputs",
-]
+__all__ = ["Predictor", "VideoPreparer", "build_predictor", "finish_windows"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
-
-STAGES = ("decode", "detect", "crop", "model")
-
-
-@dataclass
-class PredictOptions(FaceOptions):
-    """Options of ``hdf predict`` (the CLI flags of the same names; the face options are
-    :class:`~hdf_lightning.inference.face.FaceOptions`')."""
-
-    window: str = "2s"
-    stride: str = "0.5s"
-    fps: float = 25.0
-    batch_size: int = 1  # per clip, batch 1 is the cheapest on a CPU; raise it on a GPU
-    device: str = "cpu"
-    timeline: bool = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.check_ranges(
-            ("fps", self.fps > 0, "> 0"), ("batch_size", self.batch_size >= 1, ">= 1")
-        )
-
-
-@dataclass
-class StageTimes:
-    """Seconds spent per stage of one video."""
-
-    decode: float = 0.0
-    detect: float = 0.0
-    crop: float = 0.0
-    model: float = 0.0
-
-    def to_dict(self) -> dict[str, float]:
-        return {k: round(getattr(self, k), 4) for k in STAGES}
-
-    @property
-    def total(self) -> float:
-        return sum(getattr(self, k) for k in STAGES)
-
-
-@dataclass
-class WindowResult:
-    """One window: its span, its face and, when it has one, the class probabilities ``(K,)``."""
-
-    window: Window
-    start_s: float
-    end_s: float
-    face_fraction: float
-    face_box: list[float] | None
-    probs: np.ndarray | None = None
-
-    @property
-    def face(self) -> bool:
-        return self.probs is not None or self.face_box is not None
-
-
-@dataclass
-class VideoResult:
-    """The windows of one video and what it cost."""
-
-    path: Path
-    kind: str
-    fps: float
-    num_frames: int
-    width: int
-    height: int
-    length: int
-    stride: int
-    video_length: VideoLength | None = None
-    face_crop: FaceCropRecord | None = None
-    windows: list[WindowResult] = field(default_factory=list)
-    times: StageTimes = field(default_factory=StageTimes)
-    wall: float = 0.0
-    track: FaceTrack | None = field(default=None, repr=False)
-    """The face box of every frame (not written to the outputs; the web page draws it)."""
-
-    @property
-    def duration(self) -> float:
-        return self.num_frames / self.fps
-
-    @property
-    def damaged(self) -> bool:
-        """The video decodes to fewer frames than its container declares (see ``video_length``)."""
-        return self.video_length is not None and self.video_length.damaged
-
-    def length_record(self) -> dict[str, Any]:
-        """``decoded_frames``, ``declared_frames`` and ``damaged`` for the outputs."""
-        if self.video_length is None:  # a frame folder: what is there is what it declares
-            return {"decoded_frames": self.num_frames, "declared_frames": None, "damaged": False}
-        return self.video_length.to_dict()
-
-    def window_probs(self, num_classes: int) -> np.ndarray:
-        """``(W, K)`` probabilities of every window; rows of windows without a face are NaN."""
-        return np.array(
-            [w.probs if w.probs is not None else np.full(num_classes, np.nan) for w in self.windows]
-        )
-
-    def face_windows(self) -> list[WindowResult]:
-        return [w for w in self.windows if w.probs is not None]
-
-    def mean_probs(self) -> np.ndarray | None:
-        """Mean probabilities over the windows with a face ``(K,)``, or None without any."""
-        faces = self.face_windows()
-        if not faces:
-            return None
-        return np.stack([w.probs for w in faces if w.probs is not None]).mean(axis=0)
 
 
 class VideoPreparer:
@@ -212,27 +82,16 @@ class VideoPreparer:
             InputError: the video cannot be decoded.
             ShortVideoError: the video is shorter than one window.
         """
-        options, pre = self.options, self.preprocessing
-        length = parse_span(options.window, source.fps, name="--window")
-        stride = parse_span(options.stride, source.fps, name="--stride")
+        length = parse_span(self.options.window, source.fps, name="--window")
+        stride = parse_span(self.options.stride, source.fps, name="--stride")
         times = StageTimes()
         track = self.faces.track(source, times)  # also counts the frames that decode
-        num_frames = source.num_frames
-        try:
-            windows = sliding_windows(
-                num_frames, length, stride, pre.num_frames, sampler=pre.sampler
-            )
-        except ShortVideoError as err:
-            raise ShortVideoError(
-                f"{source.path}: {num_frames} frames ({num_frames / source.fps:.2f} s "
-                f"at {source.fps:g} fps), shorter than one window ({options.window} = {length} "
-                "frames); use a shorter --window"
-            ) from err
+        windows = self._windows(source, length, stride)
         result = VideoResult(
             path=source.path,
             kind="frames" if source.path.is_dir() else "video",
             fps=source.fps,
-            num_frames=num_frames,
+            video_frames=source.video_frames,
             width=source.width,
             height=source.height,
             length=length,
@@ -244,27 +103,51 @@ class VideoPreparer:
         )
         plan: dict[int, list[int]] = {}
         for window in windows:
-            slots = np.array(window.indices)
-            has = track.found[slots]
-            fraction = float(has.mean())
-            box = None
-            if fraction >= options.min_face_fraction:
-                faces = slots[has]
-                plan[window.index] = [int(faces[np.abs(faces - j).argmin()]) for j in slots]
-                if not self.detector.full_frame:
-                    box = [round(float(v), 1) for v in track.boxes[faces].mean(axis=0)]
-                else:
-                    box = [0.0, 0.0, float(source.width), float(source.height)]
-            result.windows.append(
-                WindowResult(
-                    window=window,
-                    start_s=window.start / source.fps,
-                    end_s=window.end / source.fps,
-                    face_fraction=round(fraction, 4),
-                    face_box=box,
-                )
-            )
+            window_result, frames = self._face_of(window, track, source)
+            result.windows.append(window_result)
+            if frames is not None:
+                plan[window.index] = frames
         return result, plan
+
+    def _windows(self, source: FrameSource, length: int, stride: int) -> list[Window]:
+        """The sliding windows of a video of ``source.video_frames`` frames, each sampled to the
+        checkpoint's ``T`` frames."""
+        pre, video_frames = self.preprocessing, source.video_frames
+        try:
+            return sliding_windows(
+                video_frames, length, stride, pre.num_frames, sampler=pre.sampler
+            )
+        except ShortVideoError as err:
+            raise ShortVideoError(
+                f"{source.path}: {video_frames} frames ({video_frames / source.fps:.2f} s "
+                f"at {source.fps:g} fps), shorter than one window ({self.options.window} = "
+                f"{length} frames); use a shorter --window"
+            ) from err
+
+    def _face_of(
+        self, window: Window, track: FaceTrack, source: FrameSource
+    ) -> tuple[WindowResult, list[int] | None]:
+        """A window's face (its share of frames with one, the mean box) and, when the share
+        reaches ``min_face_fraction``, the frame feeding each of its ``T`` slots (else None)."""
+        slots = np.array(window.indices)
+        has = track.found[slots]
+        fraction = float(has.mean())
+        box, frames = None, None
+        if fraction >= self.options.min_face_fraction:
+            faces = slots[has]
+            frames = [int(faces[np.abs(faces - j).argmin()]) for j in slots]
+            if not self.detector.full_frame:
+                box = [round(float(v), 1) for v in track.boxes[faces].mean(axis=0)]
+            else:
+                box = [0.0, 0.0, float(source.width), float(source.height)]
+        result = WindowResult(
+            window=window,
+            start_s=window.start / source.fps,
+            end_s=window.end / source.fps,
+            face_fraction=round(fraction, 4),
+            face_box=box,
+        )
+        return result, frames
 
     def window_clips(
         self, source: FrameSource, result: VideoResult, plan: dict[int, list[int]]
@@ -380,208 +263,26 @@ class Predictor:
         """
         wall = time.perf_counter()
         result, plan = self.preparer.prepare(source)
-        times = result.times
-        pending: list[tuple[int, np.ndarray]] = []
-
-        def flush() -> None:
-            if pending:
-                probs = self._classify([clip for _, clip in pending], times)
-                for (index, _), p in zip(pending, probs, strict=True):
-                    result.windows[index].probs = p
-                pending.clear()
-
-        for item in self.preparer.window_clips(source, result, plan):
-            pending.append(item)
-            if len(pending) == self.options.batch_size:
-                flush()
-        flush()
+        clips = self.preparer.window_clips(source, result, plan)
+        for batch in _batched(clips, self.options.batch_size):
+            probs = self._classify([clip for _, clip in batch], result.times)
+            for (index, _), p in zip(batch, probs, strict=True):
+                result.windows[index].probs = p
         finish_windows(result, plan)
         result.wall = time.perf_counter() - wall
         return result
 
 
-# ------------------------------------------------------------------------------------- output
-
-
-def _round(values: np.ndarray) -> list[float]:
-    return [round(float(v), 6) for v in values]
-
-
-def _probs_dict(names: tuple[str, ...], probs: np.ndarray | None) -> dict[str, float] | None:
-    return None if probs is None else dict(zip(names, _round(probs), strict=True))
-
-
-def crop_records(face_crop: FaceCropRecord | None, model: LoadedModel) -> dict[str, Any]:
-    """``face_crop`` (the crops made here) and ``checkpoint_face_crop`` (those the checkpoint
-    was trained on; None when it does not record them) for the outputs."""
-    trained = model.face_crop
-    return {
-        "face_crop": None if face_crop is None else face_crop.to_dict(),
-        "checkpoint_face_crop": None if trained is None else trained.to_dict(),
-    }
-
-
-def video_summary(result: VideoResult, names: tuple[str, ...]) -> dict[str, Any]:
-    """The per-video record: mean probabilities over windows with a face and the top class."""
-    mean = result.mean_probs()
-    top = None if mean is None else int(mean.argmax())
-    return {
-        "video": str(result.path),
-        "status": "ok" if mean is not None else "no_face",
-        "top_class": None if top is None else names[top],
-        "top_prob": None if mean is None or top is None else round(float(mean[top]), 6),
-        "probs": _probs_dict(names, mean),
-        "windows": len(result.windows),
-        "face_windows": len(result.face_windows()),
-        "duration_s": round(result.duration, 4),
-        "num_frames": result.num_frames,
-        **result.length_record(),
-        "fps": round(result.fps, 4),
-        "timing_s": {**result.times.to_dict(), "total": round(result.wall, 4)},
-    }
-
-
-def write_outputs(
-    result: VideoResult,
-    out: Path,
-    name: str,
-    model: LoadedModel,
-    options: PredictOptions,
-    *,
-    run: dict[str, Any] | None = None,
-) -> dict[str, str]:
-    """Write ``<name>.windows.jsonl``, ``<name>.windows.csv`` and ``<name>.timeline.png``.
-
-    ``run`` (:func:`~hdf_lightning.inference.runner.run_fingerprint`) goes into the JSONL header:
-    a later run with the same fingerprint skips the video.
-
-    Returns:
-        The paths written, by kind (``jsonl``, ``csv``, ``timeline``).
-    """
-    pre = model.preprocessing
-    names = pre.class_names
-    header = {
-        "record": "video",
-        "video": str(result.path),
-        "kind": result.kind,
-        "fps": round(result.fps, 4),
-        "num_frames": result.num_frames,
-        **result.length_record(),
-        "duration_s": round(result.duration, 4),
-        "width": result.width,
-        "height": result.height,
-        "checkpoint": str(model.path.resolve()),
-        "network": model.net_config.get("class_path"),
-        "preprocessing": pre.to_dict(),
-        "class_names": list(names),
-        "window": {
-            "length_frames": result.length,
-            "stride_frames": result.stride,
-            "length_s": round(result.length / result.fps, 4),
-            "stride_s": round(result.stride / result.fps, 4),
-        },
-        **crop_records(result.face_crop, model),
-        "min_face_fraction": options.min_face_fraction,
-        "run": run,
-    }
-    lines = [json.dumps(header)]
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(
-        [
-            "video", "window", "start_s", "end_s", "start_frame", "end_frame", "face",
-            "face_fraction", "face_x0", "face_y0", "face_x1", "face_y1", "top_class", "top_prob",
-            *(f"p_{n}" for n in names), "checkpoint",
-        ]
-    )  # fmt: skip
-    for w in result.windows:
-        top = None if w.probs is None else int(w.probs.argmax())
-        row = {
-            "record": "window",
-            "window": w.window.index,
-            "start_s": round(w.start_s, 4),
-            "end_s": round(w.end_s, 4),
-            "start_frame": w.window.start,
-            "end_frame": w.window.end,
-            "frames": list(w.window.indices),
-            "face": w.probs is not None,
-            "face_fraction": w.face_fraction,
-            "face_box": w.face_box if w.probs is not None else None,
-            "probs": _probs_dict(names, w.probs),
-            "top_class": None if top is None else names[top],
-            "top_prob": None if top is None or w.probs is None else round(float(w.probs[top]), 6),
-        }
-        lines.append(json.dumps(row))
-        box: list[Any] = list(w.face_box) if w.probs is not None and w.face_box else [""] * 4
-        cells: list[Any] = [""] * len(names) if w.probs is None else _round(w.probs)
-        writer.writerow(
-            [
-                str(result.path), w.window.index, row["start_s"], row["end_s"], w.window.start,
-                w.window.end, int(w.probs is not None), w.face_fraction, *box,
-                row["top_class"] or "", "" if row["top_prob"] is None else row["top_prob"],
-                *cells, str(model.path.resolve()),
-            ]
-        )  # fmt: skip
-    lines.append(json.dumps({"record": "summary", **video_summary(result, names)}))
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"jsonl": out / f"{name}.windows.jsonl", "csv": out / f"{name}.windows.csv"}
-    atomic_write_text(paths["jsonl"], "\n".join(lines) + "\n")
-    atomic_write_text(paths["csv"], table.getvalue())
-    if options.timeline:
-        from hdf_lightning.inference.timeline import timeline_figure, write_png
-
-        table_probs = result.window_probs(len(names))
-        mean = result.mean_probs()
-        verdict = "no face" if mean is None else f"{names[int(mean.argmax())]} {mean.max():.2f}"
-        figure = timeline_figure(
-            [w.start_s for w in result.windows],
-            [w.end_s for w in result.windows],
-            table_probs,
-            names,
-            title=f"{result.path.name}: {verdict} (mean over windows with a face)",
-            duration=result.duration,
-        )
-        paths["timeline"] = write_png(figure, out / f"{name}.timeline.png")
-    return {k: str(v) for k, v in paths.items()}
-
-
-# ---------------------------------------------------------------------------------------- CLI
-
-
-def add_predict_options(parser: Any) -> None:
-    """Add the options of :class:`PredictOptions` (and ``--threads``) to a jsonargparse parser:
-    the one declaration ``hdf predict`` and ``hdf app`` share."""
-    defaults = PredictOptions()
-    parser.add_argument("--window", type=str, default=defaults.window, help="'2s' or '50f'")
-    parser.add_argument("--stride", type=str, default=defaults.stride, help="'0.5s' or '12f'")
-    add_face_arguments(parser)
-    parser.add_argument("--fps", type=float, default=defaults.fps, help="fps of frame folders")
-    parser.add_argument(
-        "--batch_size", type=int, default=defaults.batch_size, help="windows per network call"
-    )
-    parser.add_argument("--device", type=str, default=defaults.device)
-    parser.add_argument("--threads", type=int | None, default=None, help="torch CPU threads")
-    parser.add_argument("--timeline", type=bool, default=True, help="write the timeline PNGs")
-
-
-def predict_options(cfg: Any) -> PredictOptions:
-    """The :class:`PredictOptions` of parsed :func:`add_predict_options` flags.
-
-    Raises:
-        ValueError: a value out of range or a window/stride that does not parse.
-    """
-    options = PredictOptions(
-        **FaceOptions.face_fields(cfg),
-        window=cfg.window,
-        stride=cfg.stride,
-        fps=cfg.fps,
-        batch_size=cfg.batch_size,
-        device=cfg.device,
-        timeline=cfg.timeline,
-    )
-    parse_span(options.window, 25.0, name="--window")
-    parse_span(options.stride, 25.0, name="--stride")
-    return options
+def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    """Lists of ``size`` consecutive items (the last one shorter)."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def build_predictor(

@@ -16,17 +16,20 @@ from typing import Any
 from hdf_lightning.data.video import VideoLength
 from hdf_lightning.errors import RunFolderError
 from hdf_lightning.inference.checkpoint import CheckpointError
-from hdf_lightning.inference.predict import (
-    add_predict_options,
-    build_predictor,
-    crop_records,
-    predict_options,
+from hdf_lightning.inference.options import (
+    FIT_CONFIG,
+    PredictOptions,
+    add_options,
+    command_parser,
+    options_from,
 )
+from hdf_lightning.inference.predict import Predictor, build_predictor
 from hdf_lightning.inference.runner import Job, Outcome, run_on_devices
 from hdf_lightning.inference.sources import collect_inputs
+from hdf_lightning.inference.writers import crop_records
 from hdf_lightning.io import atomic_write_text, check_writable
 
-__all__ = ["predict_main"]
+__all__ = ["add_predict_arguments", "predict_main"]
 
 
 def _output_name(path: Path, taken: set[str]) -> str:
@@ -55,27 +58,26 @@ def _line(record: dict[str, Any]) -> str:
     return f"ok   {record['video']}: {ranked[0][0]} {ranked[0][1]:.2f}{runner}; {faces}; {cost}"
 
 
-def _parser() -> Any:
-    from jsonargparse import ArgumentParser
+def add_predict_arguments(parser: Any) -> None:
+    """The flags of :class:`~hdf_lightning.inference.options.PredictOptions` and ``--threads``:
+    the options ``hdf predict`` and ``hdf app`` share."""
+    add_options(parser, PredictOptions)
+    parser.add_argument("--threads", type=int | None, default=None, help="torch CPU threads")
 
-    parser = ArgumentParser(
-        prog="hdf predict",
-        description=(
-            "Recognise facial expressions in your own videos: decode, find and crop the face, "
-            "classify sliding windows, and write per-window and per-video probabilities "
-            "(<out>/<video>.windows.jsonl/.csv, <video>.timeline.png, summary.json/.csv)."
-        ),
+
+def _parser() -> Any:
+    parser = command_parser(
+        "hdf predict",
+        "Recognise facial expressions in your own videos: decode, find and crop the face, "
+        "classify sliding windows, and write per-window and per-video probabilities "
+        "(<out>/<video>.windows.jsonl/.csv, <video>.timeline.png, summary.json/.csv).",
+        checkpoint=True,
     )
-    parser.add_argument("inputs", nargs="+", help="video files, folders of videos, frame folders")
-    parser.add_argument("--ckpt_path", type=str, required=True, help="checkpoint of hdf fit")
-    parser.add_argument("--out", type=Path, default=Path("predictions"), help="output folder")
     parser.add_argument(
-        "--config",
-        type=str | None,
-        default=None,
-        help="fit config naming the network, for checkpoints that do not record it",
+        "inputs", type=str, nargs="+", help="video files, folders of videos, frame folders"
     )
-    add_predict_options(parser)
+    parser.add_argument("--out", type=Path, default=Path("predictions"), help="output folder")
+    add_predict_arguments(parser)
     parser.add_argument(
         "--workers", type=int, default=0, help="processes that decode, detect and crop (0: none)"
     )
@@ -105,23 +107,12 @@ def predict_main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     cfg = _parser().parse_args(argv)
     try:
-        options = predict_options(cfg)
-        if cfg.workers < 0:
-            raise ValueError(f"--workers must be >= 0, got {cfg.workers}")
-        if cfg.devices is not None and not cfg.devices:
-            raise ValueError("--devices must name at least one device, e.g. [cuda:0,cuda:1]")
-        check_writable(cfg.out, "--out")
-        # the main process holds the network on the CPU when other processes use the devices
-        devices = cfg.devices or [options.device]
-        main_options = options if len(devices) == 1 else replace(options, device="cpu")
-        predictor = build_predictor(cfg.ckpt_path, cfg.config, main_options, cfg.threads)
+        options, devices, predictor = _setup(cfg)
     except (CheckpointError, RunFolderError, ValueError, FileNotFoundError) as err:
         return _error(str(err))
     mismatch = predictor.crop_mismatch()
     if mismatch is not None:
         print(f"WARN {mismatch}", file=sys.stderr)
-    model, names = predictor.model, predictor.model.preprocessing.class_names
-    out: Path = cfg.out
     items, problems = collect_inputs([Path(p) for p in cfg.inputs])
     failed: list[dict[str, str]] = [{"video": str(p), "error": m} for p, m in problems]
     for _, message in problems:
@@ -131,14 +122,43 @@ def predict_main(argv: list[str]) -> int:
     outcomes = run_on_devices(
         jobs,
         predictor,
-        out,
+        cfg.out,
         devices=devices,
         workers=cfg.workers,
         overwrite=cfg.overwrite,
-        config=cfg.config,
+        config=cfg[FIT_CONFIG],
         threads=cfg.threads,
         report=report_outcome,
     )
+    videos = _videos(outcomes, failed)
+    summary = _summary(predictor, options, videos, failed, outcomes)
+    _write_summary(cfg.out, summary, predictor.model.preprocessing.class_names)
+    _print_totals(summary, cfg.out)
+    return 1 if failed else 0
+
+
+def _setup(cfg: Any) -> tuple[PredictOptions, list[str], Predictor]:
+    """The options, the devices and the predictor of a parsed command line.
+
+    Raises:
+        ValueError: an option out of range; CheckpointError, RunFolderError, FileNotFoundError: an
+            unusable checkpoint, output folder or detector.
+    """
+    options = options_from(PredictOptions, cfg)
+    if cfg.workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {cfg.workers}")
+    if cfg.devices is not None and not cfg.devices:
+        raise ValueError("--devices must name at least one device, e.g. [cuda:0,cuda:1]")
+    check_writable(cfg.out, "--out")
+    # the main process holds the network on the CPU when other processes use the devices
+    devices: list[str] = cfg.devices or [options.device]
+    main_options = options if len(devices) == 1 else replace(options, device="cpu")
+    predictor = build_predictor(cfg.ckpt_path, cfg[FIT_CONFIG], main_options, cfg.threads)
+    return options, devices, predictor
+
+
+def _videos(outcomes: list[Outcome], failed: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The summary records of the videos that were read; adds the failures to ``failed``."""
     videos: list[dict[str, Any]] = []
     for outcome in outcomes:
         if outcome.record is None:
@@ -147,13 +167,21 @@ def predict_main(argv: list[str]) -> int:
         record = outcome.record
         videos.append(record)
         if record["status"] != "ok":
-            failed.append(
-                {
-                    "video": record["video"],
-                    "error": f"{record['video']}: no face found in any window",
-                }
-            )
-    summary = {
+            error = f"{record['video']}: no face found in any window"
+            failed.append({"video": record["video"], "error": error})
+    return videos
+
+
+def _summary(
+    predictor: Predictor,
+    options: PredictOptions,
+    videos: list[dict[str, Any]],
+    failed: list[dict[str, str]],
+    outcomes: list[Outcome],
+) -> dict[str, Any]:
+    """The content of ``summary.json``."""
+    model = predictor.model
+    return {
         "checkpoint": str(model.path.resolve()),
         "network": model.net_config.get("class_path"),
         "preprocessing": model.preprocessing.to_dict(),
@@ -165,9 +193,16 @@ def predict_main(argv: list[str]) -> int:
         "num_failed": len(failed),
         "num_resumed": sum(o.resumed for o in outcomes),
     }
+
+
+def _write_summary(out: Path, summary: dict[str, Any], names: tuple[str, ...]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    _write_summary_csv(out / "summary.csv", videos, failed, names)
+    _write_summary_csv(out / "summary.csv", summary["videos"], summary["failed"], names)
+
+
+def _print_totals(summary: dict[str, Any], out: Path) -> None:
+    failed = summary["failed"]
     total = summary["num_ok"] + len(failed)
     resumed = f" ({summary['num_resumed']} done before)" if summary["num_resumed"] else ""
     print(
@@ -178,7 +213,6 @@ def predict_main(argv: list[str]) -> int:
         print("failed:", file=sys.stderr)
         for item in failed:
             print(f"  {item['error']}", file=sys.stderr)
-    return 1 if failed else 0
 
 
 def report_outcome(outcome: Outcome) -> None:

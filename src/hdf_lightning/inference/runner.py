@@ -39,18 +39,13 @@ import numpy as np
 import torch
 
 from hdf_lightning.inference.checkpoint import Preprocessing
-from hdf_lightning.inference.predict import (
-    PredictOptions,
-    Predictor,
-    VideoPreparer,
-    VideoResult,
-    finish_windows,
-    video_summary,
-    write_outputs,
-)
+from hdf_lightning.inference.options import PredictOptions
+from hdf_lightning.inference.predict import Predictor, VideoPreparer, finish_windows
 from hdf_lightning.inference.progress import video_progress
+from hdf_lightning.inference.results import VideoResult
 from hdf_lightning.inference.sources import InputError, open_source
 from hdf_lightning.inference.windows import ShortVideoError
+from hdf_lightning.inference.writers import video_summary, write_outputs
 
 __all__ = ["Job", "Outcome", "run_fingerprint", "run_jobs"]
 
@@ -73,7 +68,7 @@ class Outcome:
 
     Attributes:
         job: the job.
-        record: :func:`~hdf_lightning.inference.predict.video_summary` plus ``outputs`` (None on
+        record: :func:`~hdf_lightning.inference.writers.video_summary` plus ``outputs`` (None on
             error).
         error: the one-line message of a failed video (None on success).
         result: the in-memory result (None when resumed from the files or failed).

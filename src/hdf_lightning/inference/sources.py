@@ -49,7 +49,7 @@ class FrameSource(Protocol):
     height: int
 
     @property
-    def num_frames(self) -> int:
+    def video_frames(self) -> int:
         """Frames the source yields (for a video: frames that decode)."""
         ...
 
@@ -80,9 +80,9 @@ def _scaled(width: int, height: int, target: int | None) -> tuple[int, int]:
 class VideoFile:
     """A video file decoded with PyAV.
 
-    ``num_frames`` is the number of frames that decode (the package's one frame count, see
+    ``video_frames`` is the number of frames that decode (the package's one frame count, see
     :class:`~hdf_lightning.data.video.VideoLength`): a complete :meth:`read` pass counts them, and
-    reading ``num_frames`` before any pass decodes the video once to count them. ``length`` then
+    reading ``video_frames`` before any pass decodes the video once to count them. ``length`` then
     holds the declared and the decoded length, and whether the file is damaged.
     """
 
@@ -111,7 +111,7 @@ class VideoFile:
             raise InputError(f"{self.path}: the video has no frames")
 
     @property
-    def num_frames(self) -> int:
+    def video_frames(self) -> int:
         """Frames that decode (counted by a decoding pass the first time it is needed)."""
         if self._decoded is None:
             for _ in self.read(lambda i: False):
@@ -122,7 +122,7 @@ class VideoFile:
     @property
     def length(self) -> VideoLength:
         """Declared vs decoded length of the video."""
-        return VideoLength(self.path, self.num_frames, self.declared_frames, self.fps)
+        return VideoLength(self.path, self.video_frames, self.declared_frames, self.fps)
 
     def read(
         self, wanted: Callable[[int], bool], *, width: int | None = None
@@ -160,7 +160,7 @@ class FolderFrames:
 
     path: Path
     fps: float
-    num_frames: int = field(init=False)
+    video_frames: int = field(init=False)
     width: int = field(init=False)
     height: int = field(init=False)
     files: list[Path] = field(init=False, repr=False)
@@ -173,7 +173,7 @@ class FolderFrames:
             self.files = list_frames(self.path)
         except (OSError, ValueError) as err:
             raise InputError(f"{self.path}: {err}") from err
-        self.num_frames = len(self.files)
+        self.video_frames = len(self.files)
         try:
             with Image.open(self.files[0]) as image:
                 self.width, self.height = image.size

@@ -73,7 +73,7 @@ def parse_span(value: str | float | int, fps: float, *, name: str = "span") -> i
 
 
 def sliding_windows(
-    num_frames: int,
+    video_frames: int,
     length: int,
     stride: int,
     clip_len: int,
@@ -81,10 +81,10 @@ def sliding_windows(
     sampler: str = "segment",
     seed: int = 0,
 ) -> list[Window]:
-    """The windows of a video of ``num_frames`` frames.
+    """The windows of a video of ``video_frames`` frames.
 
     Args:
-        num_frames: frames in the video ``N``.
+        video_frames: frames in the video ``N``.
         length: window length ``L`` in frames.
         stride: frames between window starts ``S``.
         clip_len: frames per clip ``T`` (the network's input length).
@@ -102,11 +102,11 @@ def sliding_windows(
     for key, value in (("length", length), ("stride", stride), ("clip_len", clip_len)):
         if value < 1:
             raise ValueError(f"{key} must be >= 1, got {value}")
-    if num_frames < length:
-        raise ShortVideoError(f"{num_frames} frames, shorter than one window of {length} frames")
-    starts = list(range(0, num_frames - length + 1, stride))
-    if starts[-1] + length < num_frames:
-        starts.append(num_frames - length)
+    if video_frames < length:
+        raise ShortVideoError(f"{video_frames} frames, shorter than one window of {length} frames")
+    starts = list(range(0, video_frames - length + 1, stride))
+    if starts[-1] + length < video_frames:
+        starts.append(video_frames - length)
     generator = torch.Generator().manual_seed(seed)
     windows = []
     for i, start in enumerate(starts):
@@ -115,9 +115,9 @@ def sliding_windows(
     return windows
 
 
-def num_windows(num_frames: int, length: int, stride: int) -> int:
+def num_windows(video_frames: int, length: int, stride: int) -> int:
     """How many windows :func:`sliding_windows` returns (0 for a video shorter than a window)."""
-    if num_frames < length:
+    if video_frames < length:
         return 0
-    regular = (num_frames - length) // stride + 1
-    return regular + int((regular - 1) * stride + length < num_frames)
+    regular = (video_frames - length) // stride + 1
+    return regular + int((regular - 1) * stride + length < video_frames)

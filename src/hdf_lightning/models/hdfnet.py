@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -18,20 +19,15 @@ class HDFNet(X3D):
     must have exactly ``num_frames`` frames.
 
     Args:
-        num_classes: number of output classes.
-        num_frames: frames per clip ``T`` (DAM's ``K``).
-        width_factor: X3D channel multiplier.
-        depth_factor: X3D depth multiplier.
-        bottleneck_factor: X3D bottleneck expansion.
-        se_ratio: X3D squeeze-excitation ratio.
-        head_dim: width of the projected feature.
-        dropout: dropout before the classifier.
         dam_stages: the stages (1..4) followed by a DAM; ``()`` gives the plain X3D baseline.
         weights: X3D weights loaded into the backbone: a name of
             :data:`~hdf_lightning.models.x3d.X3D_WEIGHTS` (``kinetics400``: pytorchvideo's
             X3D-S, downloaded once into torch.hub's cache) or a local pytorchvideo checkpoint or
             X3D state dict; the DAMs keep their init and are listed as such in ``load_report``.
         weights_skip: what of the checkpoint's head is not loaded.
+        **x3d: the arguments of :class:`~hdf_lightning.models.x3d.X3D` (``num_classes``,
+            ``num_frames`` (DAM's ``K``), ``width_factor``, ``depth_factor``,
+            ``bottleneck_factor``, ``se_ratio``, ``head_dim``, ``dropout``), with its defaults.
 
     Attributes:
         dams: ``ModuleDict`` from stage number (``"1"``..``"4"``) to its DAM.
@@ -44,28 +40,12 @@ class HDFNet(X3D):
     def __init__(
         self,
         *,
-        num_classes: int = 7,
-        num_frames: int = 16,
-        width_factor: float = 2.0,
-        depth_factor: float = 2.2,
-        bottleneck_factor: float = 2.25,
-        se_ratio: float = 0.0625,
-        head_dim: int = 2048,
-        dropout: float = 0.5,
         dam_stages: Sequence[int] = (1, 2, 3, 4),
         weights: str | None = None,
         weights_skip: WeightsSkip = "classifier",
+        **x3d: Any,
     ) -> None:
-        super().__init__(
-            num_classes=num_classes,
-            num_frames=num_frames,
-            width_factor=width_factor,
-            depth_factor=depth_factor,
-            bottleneck_factor=bottleneck_factor,
-            se_ratio=se_ratio,
-            head_dim=head_dim,
-            dropout=dropout,
-        )
+        super().__init__(**x3d)  # the weights are loaded once the DAMs exist
         stages = tuple(dam_stages)
         num_stages = len(self.stages)
         if any(s not in range(1, num_stages + 1) for s in stages) or len(set(stages)) != len(
@@ -76,7 +56,7 @@ class HDFNet(X3D):
             )
         self.dam_stages: tuple[int, ...] = tuple(sorted(stages))
         self.dams = nn.ModuleDict(
-            {str(s): DAM(self.stage_channels[s - 1], num_frames) for s in self.dam_stages}
+            {str(s): DAM(self.stage_channels[s - 1], self.num_frames) for s in self.dam_stages}
         )
         if weights is not None:
             self.load_weights(weights, skip=weights_skip)
