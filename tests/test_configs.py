@@ -116,11 +116,13 @@ def _fast_dev_run(tmp: Path, configs: list[str], data: list[str], net: list[str]
     )
     assert cli.trainer.global_step == 1
     assert "val/uar" in cli.trainer.callback_metrics
+    assert cli.model.net.num_frames == cli.datamodule.num_frames  # linked from the data
     configured = cli.config["fit"]["model"]["net"]["init_args"]["weights"]
     assert (cli.model.net.load_report is None) == (configured is None)
 
 
-FOUR_FRAMES = ["--data.num_frames=4", "--model.net.num_frames=4"]
+FOUR_FRAMES = ["--data.num_frames=4"]
+"""The network's num_frames follows the data's."""
 
 
 def test_demo_config_runs(tmp_path: Path) -> None:
@@ -175,7 +177,7 @@ def test_corpus_config_runs(tmp_path: Path, corpus_roots: dict[str, list[str]], 
 
 @pytest.mark.usefixtures("kinetics_cache")
 def test_m3dfel_config_runs(tmp_path: Path, dfew_root: Path) -> None:
-    frames = ["--data.num_frames=8", "--model.net.num_frames=8"]
+    frames = ["--data.num_frames=8"]
     _fast_dev_run(
         tmp_path,
         ["--config", str(CONFIGS / "m3dfel_dfew.yaml")],
