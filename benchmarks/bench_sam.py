@@ -12,42 +12,19 @@ forward/backward passes, the perturbation, the restore, the AdamW step and the s
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
 from functools import partial
 
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
 
+from gpu_check import fit_steps  # the step timing of the GPU check
 from hdf_lightning.lit import HDFClassifier
 from hdf_lightning.losses import DSM
 from hdf_lightning.models import HDFNet
 from hdf_lightning.optim import SAM, frozen_bn_stats, gradient_norm
-
-
-class Repeat(Dataset):
-    def __init__(self, batch: dict[str, torch.Tensor], n: int) -> None:
-        self.batch, self.n = batch, n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return self.batch
-
-
-class StepTimer(pl.Callback):
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self._t = 0.0
-
-    def on_train_batch_start(self, *args: object) -> None:
-        self._t = time.perf_counter()
-
-    def on_train_batch_end(self, *args: object) -> None:
-        self.times.append(time.perf_counter() - self._t)
 
 
 def make_net(a: argparse.Namespace) -> HDFNet:
@@ -65,20 +42,9 @@ def lightning_steps(
         sam=sam,
         warmup_epochs=0,
     )
-    timer = StepTimer()
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
-        limit_val_batches=0,
-    )
-    loader = DataLoader(Repeat(batch, a.warmup + a.iters), batch_size=None)
-    trainer.fit(module, train_dataloaders=loader)
-    return timer.times[a.warmup :]
+    steps = a.warmup + a.iters
+    timer = fit_steps(module, itertools.repeat(batch, steps), steps, torch.device("cpu"), "32-true")
+    return timer.step_times(a.warmup)
 
 
 def plain_steps(a: argparse.Namespace, batch: dict[str, torch.Tensor], sam: bool) -> list[float]:
