@@ -154,27 +154,12 @@ def render_clip(
     zoom = float(rng.uniform(0.93, 1.07))
 
     if jitter:
-        t = np.arange(num_frames, dtype=np.float64)
-        wave = np.sin(2.0 * math.pi * t[:, None] / periods + phases)  # (T, 4)
-        dx = identity.offset[0] + framing[0] + identity.motion * wave[:, 0]
-        dy = identity.offset[1] + framing[1] + 0.6 * identity.motion * wave[:, 1]
-        roll = np.deg2rad(identity.rotation * wave[:, 2])
-        scale = identity.scale * zoom * (1.0 + 0.02 * wave[:, 3])
+        dx, dy, roll, scale = _head_motion(identity, num_frames, periods, phases, framing, zoom)
     else:
         dx, dy = np.full(num_frames, identity.offset[0]), np.full(num_frames, identity.offset[1])
         roll, scale = np.zeros(num_frames), np.full(num_frames, identity.scale)
-
-    envelope = timeline.envelope(num_frames)  # (T,)
-    apex = EXPRESSION_GAIN * CLASS_ACTIONS[label]  # (9,)
-    params = np.asarray(identity.neutral) + envelope[:, None] * apex  # (T, 9)
-    blink = np.ones(num_frames)
-    if jitter:
-        params = params + noise_params
-        for start in np.flatnonzero(blink_starts):
-            pattern = np.array([0.35, 0.05, 0.5])[: num_frames - start]
-            blink[start : start + len(pattern)] = np.minimum(
-                blink[start : start + len(pattern)], pattern
-            )
+    jitter_draws = (noise_params, blink_starts) if jitter else None
+    params, blink = _expression(identity, label, timeline, num_frames, jitter_draws)
 
     size = 2 * render_size
     frames = []
@@ -190,6 +175,50 @@ def render_clip(
             image = image.filter(ImageFilter.GaussianBlur(style.blur * image_size / _BASE_SIZE))
         frames.append(np.asarray(image))
     return _apply_style(np.stack(frames), style, rng)
+
+
+def _head_motion(
+    identity: Identity,
+    num_frames: int,
+    periods: np.ndarray,
+    phases: np.ndarray,
+    framing: np.ndarray,
+    zoom: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Head offset (dx, dy: fractions of the image), roll (radians) and scale per frame, each
+    (T,): slow sinusoids (``periods``, ``phases``: (4,)) about the subject's framing."""
+    t = np.arange(num_frames, dtype=np.float64)
+    wave = np.sin(2.0 * math.pi * t[:, None] / periods + phases)  # (T, 4)
+    dx = identity.offset[0] + framing[0] + identity.motion * wave[:, 0]
+    dy = identity.offset[1] + framing[1] + 0.6 * identity.motion * wave[:, 1]
+    roll = np.deg2rad(identity.rotation * wave[:, 2])
+    scale = identity.scale * zoom * (1.0 + 0.02 * wave[:, 3])
+    return dx, dy, roll, scale
+
+
+def _expression(
+    identity: Identity,
+    label: int,
+    timeline: Timeline,
+    num_frames: int,
+    jitter_draws: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The action parameters (T, 9), from the resting pose towards the class's apex along the
+    timeline's envelope, and the eye opening (T,). ``jitter_draws`` (noise (T, 9), blink starts
+    (T,) bool) adds per-frame jitter and blinks."""
+    envelope = timeline.envelope(num_frames)  # (T,)
+    apex = EXPRESSION_GAIN * CLASS_ACTIONS[label]  # (9,)
+    params = np.asarray(identity.neutral) + envelope[:, None] * apex  # (T, 9)
+    blink = np.ones(num_frames)
+    if jitter_draws is not None:
+        noise_params, blink_starts = jitter_draws
+        params = params + noise_params
+        for start in np.flatnonzero(blink_starts):
+            pattern = np.array([0.35, 0.05, 0.5])[: num_frames - start]
+            blink[start : start + len(pattern)] = np.minimum(
+                blink[start : start + len(pattern)], pattern
+            )
+    return params, blink
 
 
 def _apply_style(frames: np.ndarray, style: SourceStyle, rng: np.random.Generator) -> np.ndarray:
