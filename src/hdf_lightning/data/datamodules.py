@@ -41,7 +41,14 @@ from hdf_lightning.data.datasets import ClipDataset, ClipRecord, collate_clips, 
 from hdf_lightning.data.errors import DatasetError
 from hdf_lightning.data.face_crops import FaceCropRecord, clips_crop_record
 from hdf_lightning.data.frame_sampling import SAMPLERS
-from hdf_lightning.data.splits import CSVSplits, DFEWSplits, DFEWVariant, FERV39kSplits, SplitReader
+from hdf_lightning.data.splits import (
+    CSVSplits,
+    DFEWSplits,
+    DFEWVariant,
+    FERV39kSplits,
+    Split,
+    SplitReader,
+)
 from hdf_lightning.data.synthetic import SynthConfig, generate_dfew
 from hdf_lightning.data.transforms import (
     NORMALIZATION,
@@ -52,7 +59,6 @@ from hdf_lightning.data.transforms import (
 
 log = logging.getLogger(__name__)
 
-Stage = Literal["train", "val", "test"]
 SamplerMode = Literal["segment", "m3dfel", "dense"]
 AugmentOn = Literal["loader", "device"]
 
@@ -63,7 +69,7 @@ AUGMENT_FLIP_P = 0.5
 AUGMENT_JITTER = 0.4
 """Brightness, contrast and saturation jitter strength (docs/method.md §7)."""
 
-STAGE_SPLITS: dict[str | None, tuple[Stage, ...]] = {
+STAGE_SPLITS: dict[str | None, tuple[Split, ...]] = {
     "fit": ("train", "val"),
     "validate": ("val",),
     "test": ("test",),
@@ -200,9 +206,9 @@ class ClipDataModule(pl.LightningDataModule):
         self.persistent_workers = persistent_workers
         self.hue = hue
         self.worker_timeout = float(worker_timeout)
-        self.datasets: dict[Stage, ClipDataset] = {}
-        self.dropped: dict[Stage, list[DatasetError]] = {}
-        self._records: dict[Stage, list[ClipRecord]] = {}
+        self.datasets: dict[Split, ClipDataset] = {}
+        self.dropped: dict[Split, list[DatasetError]] = {}
+        self._records: dict[Split, list[ClipRecord]] = {}
         self._transforms: dict[bool, nn.Module] = {}
         self._face_crop: tuple[FaceCropRecord | None] | None = None  # (record,) once read
 
@@ -231,7 +237,7 @@ class ClipDataModule(pl.LightningDataModule):
         return self._face_crop[0]
 
     def split_records(
-        self, split: Stage, errors: list[DatasetError] | None = None
+        self, split: Split, errors: list[DatasetError] | None = None
     ) -> list[ClipRecord]:
         """Records of ``"train"``, ``"val"`` or ``"test"`` under the chosen protocol (cached).
 
@@ -257,7 +263,7 @@ class ClipDataModule(pl.LightningDataModule):
             self._records[split] = records
         return records
 
-    def class_counts(self, split: Stage = "train") -> list[int]:
+    def class_counts(self, split: Split = "train") -> list[int]:
         """Number of clips of each class in ``split`` (length ``num_classes``)."""
         if split in self.datasets:
             labels = self.datasets[split].labels()
@@ -269,7 +275,7 @@ class ClipDataModule(pl.LightningDataModule):
         return counts
 
     @property
-    def skipped(self) -> dict[Stage, int]:
+    def skipped(self) -> dict[Split, int]:
         """Clips skipped per split: dropped at ``setup`` plus replaced while loading."""
         return {
             split: len(self.dropped.get(split, [])) + dataset.skipped
@@ -286,7 +292,7 @@ class ClipDataModule(pl.LightningDataModule):
             if split not in self.datasets:
                 self.datasets[split] = self._build(split)
 
-    def _build(self, split: Stage) -> ClipDataset:
+    def _build(self, split: Split) -> ClipDataset:
         errors: list[DatasetError] | None = [] if self.skip_bad else None
         records, index, bad = scan_index(self.split_records(split, errors), skip_bad=self.skip_bad)
         dropped = (errors or []) + bad
@@ -335,7 +341,7 @@ class ClipDataModule(pl.LightningDataModule):
                     "%s split: %d clip load(s) failed and were replaced", split, dataset.skipped
                 )
 
-    def _dataloader(self, split: Stage) -> DataLoader:
+    def _dataloader(self, split: Split) -> DataLoader:
         if split not in self.datasets:
             raise ValueError(f"the {split} split is not set up; call setup() with its stage first")
         dataset = self.datasets[split]
