@@ -13,7 +13,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import platform
 import shlex
@@ -26,6 +25,7 @@ from torch import nn
 
 from hdf_lightning.evaluation.cost import CostReport, format_cost, format_cost_table, measure_cost
 from hdf_lightning.imports import import_object
+from hdf_lightning.inference.record import constructor_parameters
 
 MODELS: dict[str, str] = {
     "x3d": "hdf_lightning.models:X3D",
@@ -51,7 +51,7 @@ def build_model(name: str, *, num_classes: int, num_frames: int) -> nn.Module:
             f"unknown model {name!r}: expected one of {sorted(MODELS)} or 'package.module:Class'"
         )
     cls = import_object(target)
-    accepted = inspect.signature(cls).parameters
+    accepted = constructor_parameters(cls)
     arguments = {"num_classes": num_classes, "num_frames": num_frames}
     return cls(**{key: value for key, value in arguments.items() if key in accepted})
 

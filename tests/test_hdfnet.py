@@ -115,3 +115,25 @@ def test_bf16_autocast_forward_backward_on_cpu() -> None:
     assert torch.isfinite(logits.float()).all() and feature.shape == (2, 32)
     logits.float().sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in model.dams.parameters() if p.grad is not None)
+
+
+def test_hdfnet_takes_x3ds_arguments_with_x3ds_defaults() -> None:
+    """HDFNet declares only its own arguments; X3D's reach it through ``**x3d``, visible to the
+    config parser and to the checkpoint record."""
+    from jsonargparse import ArgumentParser
+
+    from hdf_lightning.inference.record import constructor_parameters
+    from hdf_lightning.models import X3D
+
+    ours, x3d = constructor_parameters(HDFNet), constructor_parameters(X3D)
+    assert set(x3d) <= set(ours)
+    assert all(ours[name].default == x3d[name].default for name in x3d)
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(X3D, "net")
+    flags = ["width_factor=0.5", "num_classes=5", "num_frames=4"]
+    args = ["--net=hdf_lightning.models.HDFNet", *(f"--net.init_args.{f}" for f in flags)]
+    cfg = parser.parse_args(args)
+    assert (cfg.net.init_args.width_factor, cfg.net.init_args.num_classes) == (0.5, 5)
+    net = HDFNet(num_classes=5, num_frames=4, width_factor=0.5, depth_factor=0.3, head_dim=32)
+    assert (net.num_classes, net.num_frames, net.feature_dim) == (5, 4, 32)
+    assert all(dam.num_frames == 4 for dam in net.dams.values())

@@ -181,12 +181,11 @@ def build_net(
     """
     cls = _import(str(net_config["class_path"]))
     init_args = dict(net_config.get("init_args") or {})
-    parameters = inspect.signature(cls).parameters
-    if "num_classes" in parameters and init_args.get("num_classes") is None:
+    if _takes(cls, "num_classes") and init_args.get("num_classes") is None:
         init_args["num_classes"] = num_classes
     if num_frames is not None and init_args.get("num_frames") is None and _takes(cls, "num_frames"):
         init_args["num_frames"] = num_frames
-    if "weights" in parameters:
+    if _takes(cls, "weights"):
         init_args["weights"] = None
     return cls(**init_args)
 

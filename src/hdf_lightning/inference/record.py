@@ -18,7 +18,27 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.cli import SaveConfigCallback
 
-__all__ = ["InferenceRecord"]
+__all__ = ["InferenceRecord", "constructor_parameters"]
+
+
+def constructor_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """The named parameters ``cls(...)`` accepts: its constructor's and those it passes on
+    through ``**kwargs`` to a base class's (e.g. :class:`~hdf_lightning.models.HDFNet` takes
+    :class:`~hdf_lightning.models.X3D`'s); the first declaration of a name wins."""
+    found: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if klass is object:
+            break
+        try:
+            parameters = inspect.signature(klass.__init__).parameters  # type: ignore[misc]
+        except (TypeError, ValueError):
+            continue
+        for name, parameter in list(parameters.items())[1:]:  # without self
+            if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                found.setdefault(name, parameter)
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            break
+    return found
 
 
 def _plain(value: Any) -> Any:
@@ -47,9 +67,7 @@ def _net_config(trainer: pl.Trainer, net: Any) -> dict[str, Any] | None:
                     }
     cls = type(net)
     init_args: dict[str, Any] = {}
-    for name, parameter in inspect.signature(cls).parameters.items():
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            continue
+    for name, parameter in constructor_parameters(cls).items():
         if hasattr(net, name):
             init_args[name] = _plain(getattr(net, name))
         elif parameter.default is parameter.empty:
@@ -69,10 +87,7 @@ class InferenceRecord(pl.Callback):
             config = _net_config(trainer, net)
             if config is not None:
                 num_classes = getattr(pl_module, "num_classes", None)
-                if (
-                    num_classes is not None
-                    and "num_classes" in inspect.signature(type(net)).parameters
-                ):
+                if num_classes is not None and "num_classes" in constructor_parameters(type(net)):
                     config["init_args"]["num_classes"] = int(num_classes)
                 record["net"] = config
         datamodule = getattr(trainer, "datamodule", None)
