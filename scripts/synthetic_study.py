@@ -59,7 +59,7 @@ import torch
 import yaml
 
 from hdf_lightning.commands import build_datamodule, split_data_overrides
-from hdf_lightning.data.datasets import read_dfew_split
+from hdf_lightning.data.splits import read_dfew_split
 from hdf_lightning.data.synthetic import HELD_OUT_FAMILIES
 from hdf_lightning.evaluation.metrics import uar_war_from_predictions
 from hdf_lightning.evaluation.stats import Interval, crossed_interval, mean_std, seed_interval
@@ -85,9 +85,10 @@ DEMO = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
 
 def demo_net_args() -> list[str]:
     """The ablation configs carry the paper's network sizes; these bring them back to the demo's
-    (read from configs/demo.yaml, so the study always trains at the demo's sizes)."""
+    (read from configs/demo.yaml, so the study always trains at the demo's sizes). The clip
+    length follows the demo's ``data.num_frames``."""
     net = DEMO["model"]["net"]["init_args"]
-    keys = ("num_frames", "width_factor", "depth_factor", "head_dim", "dropout")
+    keys = ("width_factor", "depth_factor", "head_dim", "dropout")
     return [f"--model.net.{k}={net[k]}" for k in keys]
 
 

@@ -167,7 +167,7 @@ def _fake_run(run: study.Run, settings: study.Settings, correct: Any) -> dict[st
     """Save test predictions for ``run`` that are right where ``correct`` (by test row) says."""
     import torch
 
-    from hdf_lightning.data.datasets import read_dfew_split
+    from hdf_lightning.data.splits import read_dfew_split
 
     records = read_dfew_split(run.data_root, settings.fold, "test")
     labels = torch.tensor([r.label for r in records])
@@ -189,7 +189,7 @@ def test_report_is_rebuilt_from_the_run_folders_with_paired_intervals(
 ) -> None:
     import numpy as np
 
-    from hdf_lightning.data.datasets import read_dfew_split
+    from hdf_lightning.data.splits import read_dfew_split
     from hdf_lightning.evaluation.stats import crossed_interval
 
     extra = ("--data.image_size=16",)
