@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from jsonargparse import ArgumentParser
@@ -115,7 +115,7 @@ def _synth_parser() -> ArgumentParser:
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument(
-        "--layout", type=str, default="dfew", choices=["dfew", "ferv39k"], help="folder layout"
+        "--layout", type=Literal["dfew", "ferv39k"], default="dfew", help="folder layout"
     )
     add_options(parser, SynthConfig)
     return parser

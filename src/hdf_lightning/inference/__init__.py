@@ -4,7 +4,11 @@
 * :mod:`~hdf_lightning.inference.face`: face detectors, tracking and the square crop;
 * :mod:`~hdf_lightning.inference.windows`: sliding windows;
 * :mod:`~hdf_lightning.inference.sources`: video files and frame folders;
-* :mod:`~hdf_lightning.inference.predict`: ``hdf predict`` on one video (and its writers);
+* :mod:`~hdf_lightning.inference.options`: the options of ``hdf predict`` and ``hdf app``, and
+  the typed command lines (``--config``, ``--print_config``) built from option dataclasses;
+* :mod:`~hdf_lightning.inference.predict`: ``hdf predict`` on one video (the predictor);
+* :mod:`~hdf_lightning.inference.results`: what it finds in a video;
+* :mod:`~hdf_lightning.inference.writers`: the files it writes per video;
 * :mod:`~hdf_lightning.inference.predict_cli`: the ``hdf predict`` command;
 * :mod:`~hdf_lightning.inference.runner`: ``hdf predict`` over many videos (workers, devices,
   resume);
@@ -35,7 +39,7 @@ __all__ = [
 
 
 def predict_main(argv: list[str]) -> int:
-    """``hdf predict`` (see :mod:`hdf_lightning.inference.predict`)."""
+    """``hdf predict`` (see :mod:`hdf_lightning.inference.predict_cli`)."""
     from hdf_lightning.inference.predict_cli import predict_main as main
 
     return main(argv)

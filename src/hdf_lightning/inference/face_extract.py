@@ -329,6 +329,45 @@ def _manifest_text(
     return f'{head},\n "clips": {body}\n}}\n'  # one line per clip
 
 
+def _plan(
+    videos: list[Path],
+    out: Path,
+    done: set[str],
+    result: dict[str, Any],
+    *,
+    pad_ids: bool,
+    root: Path | None,
+) -> list[tuple[Path, Path, str]]:
+    """``(video, clip folder, clip name)`` of the videos still to crop; counts those done before
+    in ``result["skipped"]`` and refuses (in ``result["failed"]``) two videos of one folder name."""
+    jobs: list[tuple[Path, Path, str]] = []
+    owner: dict[str, Path] = {}
+    for video in videos:
+        name = clip_name(video, pad_ids, root)
+        if name in owner:
+            result["failed"][str(video)] = (
+                f"{video}: its clip folder {name} is also the folder of {owner[name]}; rename one"
+            )
+            continue
+        owner[name] = video
+        if name in done:
+            result["skipped"] += 1
+        else:
+            jobs.append((video, out / name, name))
+    return jobs
+
+
+def _count(clip: ClipResult, result: dict[str, Any]) -> None:
+    """Add one finished video to the totals of :func:`extract_faces`."""
+    if clip.length and clip.length["damaged"]:
+        result["damaged"][clip.video] = clip.length
+    if clip.status == "ok":
+        result["extracted"] += 1
+        result["frames"] += clip.frames
+    else:
+        result["failed"][clip.video] = clip.message
+
+
 def extract_faces(
     videos_dir: str | Path,
     out_root: str | Path,
@@ -380,20 +419,8 @@ def extract_faces(
         "videos": len(videos), "extracted": 0, "skipped": 0, "frames": 0, "failed": {},
         "damaged": {}, "face_crop": record.to_dict(), "manifest": str(out / MANIFEST_NAME),
     }  # fmt: skip
-    jobs: list[tuple[Path, Path, str]] = []
-    owner: dict[str, Path] = {}
-    for video in videos:
-        name = clip_name(video, pad_ids, videos_dir if recursive else None)
-        if name in owner:
-            result["failed"][str(video)] = (
-                f"{video}: its clip folder {name} is also the folder of {owner[name]}; rename one"
-            )
-            continue
-        owner[name] = video
-        if name in done:
-            result["skipped"] += 1
-        else:
-            jobs.append((video, out / name, name))
+    root = videos_dir if recursive else None
+    jobs = _plan(videos, out, done, result, pad_ids=pad_ids, root=root)
     manifest = out / MANIFEST_NAME
     atomic_write_text(manifest, _manifest_text(record, options, videos_dir, clips))
     times = ExtractTimes()
@@ -404,14 +431,8 @@ def extract_faces(
             for clip in _results(jobs, options, workers):
                 bar.advance(task)
                 times.add(clip.times)
-                if clip.length and clip.length["damaged"]:
-                    result["damaged"][clip.video] = clip.length
                 clips[clip.clip] = clip.manifest_entry()
-                if clip.status == "ok":
-                    result["extracted"] += 1
-                    result["frames"] += clip.frames
-                else:
-                    result["failed"][clip.video] = clip.message
+                _count(clip, result)
                 if on_result is not None:
                     on_result(clip)
                 if time.monotonic() - written > MANIFEST_EVERY_S:

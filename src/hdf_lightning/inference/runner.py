@@ -242,6 +242,32 @@ def _with_workers(
 def _serve_workers(
     jobs: Sequence[Job], predictor: Predictor, out: Path, run: dict[str, Any], workers: int
 ) -> Iterator[Outcome]:
+    """The main process's side of ``--workers``: start the workers, batch the clips they send
+    across videos, and yield each video's outcome once its last clip is classified."""
+    processes, results = _start_workers(jobs, predictor, workers)
+    batches = _Batches(jobs, predictor, out, run)
+    try:
+        while len(batches.reported) < len(jobs):
+            try:
+                message = results.get(timeout=5.0)
+            except queue.Empty:
+                if not any(p.is_alive() for p in processes) and results.empty():
+                    # a worker died without a word (killed, out of memory): fail what is left
+                    yield from batches.orphaned()
+                continue
+            yield from batches.receive(message)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join(timeout=10)
+
+
+def _start_workers(
+    jobs: Sequence[Job], predictor: Predictor, workers: int
+) -> tuple[list[Any], Any]:
+    """Fork ``min(workers, len(jobs))`` worker processes over a queue of the jobs; returns them
+    and the queue of their messages."""
     context = mp.get_context("fork")  # the workers inherit the imports; OpenCV is fork-safe
     tasks = context.Queue()
     results = context.Queue(maxsize=_QUEUE_PER_WORKER * workers)
@@ -259,79 +285,85 @@ def _serve_workers(
     ]
     for process in processes:
         process.start()
-    by_index = {job.index: job for job in jobs}
-    open_: dict[int, _Open] = {}
-    batch: list[tuple[int, int, np.ndarray]] = []  # (job index, window index, clip)
-    reported: set[int] = set()  # the jobs whose outcome was yielded
+    return processes, results
 
-    def classify() -> None:
-        if not batch:
+
+class _Batches:
+    """The videos in flight in the main process and one batch of clips across them."""
+
+    def __init__(
+        self, jobs: Sequence[Job], predictor: Predictor, out: Path, run: dict[str, Any]
+    ) -> None:
+        self.jobs = jobs
+        self.by_index = {job.index: job for job in jobs}
+        self.predictor, self.out, self.run = predictor, out, run
+        self.open: dict[int, _Open] = {}
+        self.batch: list[tuple[int, int, np.ndarray]] = []  # (job index, window index, clip)
+        self.reported: set[int] = set()  # the jobs whose outcome was yielded
+
+    def receive(self, message: tuple[Any, ...]) -> Iterator[Outcome]:
+        """Take one worker message (``start``, ``clips``, ``end`` or ``fail``); yield the
+        outcomes it completes."""
+        kind, index = message[0], message[1]
+        if kind == "fail":  # possibly after some of its clips: those are dropped
+            self.open.pop(index, None)
+            self.batch[:] = [item for item in self.batch if item[0] != index]
+            self.reported.add(index)
+            yield Outcome(self.by_index[index], error=message[2])
+            return
+        video = self.open.setdefault(index, _Open(self.by_index[index]))
+        if kind == "start":
+            video.result, video.plan = message[2], message[3]
+        elif kind == "clips":
+            for window, clip in message[2]:
+                self.batch.append((index, window, clip))
+                video.pending += 1
+                if len(self.batch) == self.predictor.options.batch_size:
+                    self.classify()
+        elif kind == "end":
+            assert video.result is not None
+            model_seconds = video.result.times.model
+            video.result.times = message[2]
+            video.result.times.model = model_seconds
+            video.worker_seconds, video.ended = message[3], True
+            if video.pending:  # classify its last clips now rather than wait for others
+                self.classify()
+        yield from self.ready()
+
+    def classify(self) -> None:
+        """Run the network on the batch; each clip's video gets its share of the time."""
+        if not self.batch:
             return
         start = time.perf_counter()
-        probs = predictor.classify([clip for _, _, clip in batch])
-        share = (time.perf_counter() - start) / len(batch)
-        for (index, window, _), p in zip(batch, probs, strict=True):
-            video = open_[index]
+        probs = self.predictor.classify([clip for _, _, clip in self.batch])
+        share = (time.perf_counter() - start) / len(self.batch)
+        for (index, window, _), p in zip(self.batch, probs, strict=True):
+            video = self.open[index]
             assert video.result is not None
             video.result.windows[window].probs = p
             video.result.times.model += share
             video.pending -= 1
-        batch.clear()
+        self.batch.clear()
 
-    def ready() -> Iterator[Outcome]:
-        for index in [i for i, v in open_.items() if v.ended and v.pending == 0]:
-            video = open_.pop(index)
+    def ready(self) -> Iterator[Outcome]:
+        """The outcomes of the videos whose worker ended and whose clips are all classified."""
+        for index in [i for i, v in self.open.items() if v.ended and v.pending == 0]:
+            video = self.open.pop(index)
             assert video.result is not None
             finish_windows(video.result, video.plan)
             video.result.wall = video.worker_seconds + video.result.times.model
-            reported.add(index)
+            self.reported.add(index)
             try:
-                yield _done(video.job, video.result, predictor, out, run)
+                yield _done(video.job, video.result, self.predictor, self.out, self.run)
             except Exception as err:
                 yield _failure(video.job, err)
 
-    try:
-        while len(reported) < len(jobs):
-            try:
-                message = results.get(timeout=5.0)
-            except queue.Empty:
-                if not any(p.is_alive() for p in processes) and results.empty():
-                    # a worker died without a word (killed, out of memory): fail what is left
-                    for job in jobs:
-                        if job.index not in reported:
-                            reported.add(job.index)
-                            yield Outcome(job, error=f"{job.path}: its worker process died")
-                continue
-            kind, index = message[0], message[1]
-            if kind == "fail":  # possibly after some of its clips: those are dropped
-                open_.pop(index, None)
-                batch[:] = [item for item in batch if item[0] != index]
-                reported.add(index)
-                yield Outcome(by_index[index], error=message[2])
-                continue
-            video = open_.setdefault(index, _Open(by_index[index]))
-            if kind == "start":
-                video.result, video.plan = message[2], message[3]
-            elif kind == "clips":
-                for window, clip in message[2]:
-                    batch.append((index, window, clip))
-                    video.pending += 1
-                    if len(batch) == predictor.options.batch_size:
-                        classify()
-            elif kind == "end":
-                assert video.result is not None
-                model_seconds = video.result.times.model
-                video.result.times = message[2]
-                video.result.times.model = model_seconds
-                video.worker_seconds, video.ended = message[3], True
-                if video.pending:  # classify its last clips now rather than wait for others
-                    classify()
-            yield from ready()
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-            process.join(timeout=10)
+    def orphaned(self) -> Iterator[Outcome]:
+        """Fail every job not reported yet (its worker died)."""
+        for job in self.jobs:
+            if job.index not in self.reported:
+                self.reported.add(job.index)
+                yield Outcome(job, error=f"{job.path}: its worker process died")
 
 
 # ------------------------------------------------------------------------------------ devices

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -111,37 +113,82 @@ def timeline_svg(
     Returns:
         The ``<svg>`` element as text.
     """
-    from html import escape
-
     face, times, filled, bounds = _layout(starts, ends, probs, len(class_names))
-    span = max(duration, float(times[-1])) or 1.0
-    left, top, legend = 44, 10, 150
-
-    def x(t: float) -> float:
-        return left + width * t / span
-
-    def y(p: float) -> float:
-        return top + height * (1.0 - p)
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="img" '
-        f'width="{left + width + legend}" height="{top + height + 40}" '
-        f'font-family="sans-serif" font-size="11">'
-    ]
+    frame = _SvgFrame(width, height, max(duration, float(times[-1])) or 1.0)
     colours = _colours(len(class_names))
+    entries = [*zip(class_names, colours, strict=True)]
+    if (~face).any():
+        entries.append(("no face", (0.85, 0.85, 0.85, 1.0)))
+    return "".join(
+        [
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="img" '
+            f'width="{frame.left + width + frame.legend}" height="{frame.top + height + 40}" '
+            f'font-family="sans-serif" font-size="11">',
+            *_svg_areas(frame, times, filled, class_names, colours),
+            *_svg_windows(frame, starts, ends, probs, face, bounds, class_names),
+            *_svg_axes(frame),
+            *_svg_legend(frame, entries),
+            "</svg>",
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class _SvgFrame:
+    """The plot area of the SVG timeline: ``width`` x ``height`` pixels for ``span`` seconds,
+    with margins on the left (axis labels), the top, and the legend on the right."""
+
+    width: int
+    height: int
+    span: float
+    left: int = 44
+    top: int = 10
+    legend: int = 150
+
+    def x(self, t: float) -> float:
+        return self.left + self.width * t / self.span
+
+    def y(self, p: float) -> float:
+        return self.top + self.height * (1.0 - p)
+
+
+def _svg_areas(
+    frame: _SvgFrame,
+    times: np.ndarray,
+    filled: np.ndarray,
+    class_names: Sequence[str],
+    colours: Sequence[Sequence[float]],
+) -> list[str]:
+    """One stacked-area polygon per class."""
+    parts = []
     below = np.zeros(len(times))
     for k, name in enumerate(class_names):
         above = below + filled[:, k]
-        points = [(x(t), y(p)) for t, p in zip(times, above, strict=True)]
-        points += [(x(t), y(p)) for t, p in zip(times[::-1], below[::-1], strict=True)]
+        points = [(frame.x(t), frame.y(p)) for t, p in zip(times, above, strict=True)]
+        points += [(frame.x(t), frame.y(p)) for t, p in zip(times[::-1], below[::-1], strict=True)]
         path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
         parts.append(
             f'<polygon class="area" data-class="{escape(name)}" points="{path}" '
             f'fill="{_hex(colours[k])}" fill-opacity="0.9"/>'
         )
         below = above
+    return parts
+
+
+def _svg_windows(
+    frame: _SvgFrame,
+    starts: Sequence[float],
+    ends: Sequence[float],
+    probs: np.ndarray,
+    face: np.ndarray,
+    bounds: np.ndarray,
+    class_names: Sequence[str],
+) -> list[str]:
+    """A grey band per face-less window and an invisible band with a tooltip per window."""
+    parts = []
+    top, height = frame.top, frame.height
     for i in range(len(starts)):
-        x0, x1 = x(bounds[i]), x(bounds[i + 1])
+        x0, x1 = frame.x(bounds[i]), frame.x(bounds[i + 1])
         if face[i]:
             ranked = sorted(zip(class_names, probs[i], strict=True), key=lambda c: -c[1])
             tip = ", ".join(f"{escape(n)} {p:.2f}" for n, p in ranked)
@@ -157,29 +204,40 @@ def timeline_svg(
             f'fill="transparent"><title>window {i}, {starts[i]:.2f}-{ends[i]:.2f} s: {tip}'
             "</title></rect>"
         )
-    for p in (0.0, 0.5, 1.0):
-        parts.append(f'<text x="{left - 6}" y="{y(p) + 4:.1f}" text-anchor="end">{p:g}</text>')
-    for t in np.linspace(0.0, span, 6):
-        parts.append(
-            f'<text x="{x(float(t)):.1f}" y="{top + height + 16}" text-anchor="middle">'
-            f"{t:.1f}</text>"
-        )
+    return parts
+
+
+def _svg_axes(frame: _SvgFrame) -> list[str]:
+    """The probability and time labels and the axis title."""
+    left, top, width, height = frame.left, frame.top, frame.width, frame.height
+    parts = [
+        f'<text x="{left - 6}" y="{frame.y(p) + 4:.1f}" text-anchor="end">{p:g}</text>'
+        for p in (0.0, 0.5, 1.0)
+    ]
+    parts += [
+        f'<text x="{frame.x(float(t)):.1f}" y="{top + height + 16}" text-anchor="middle">'
+        f"{t:.1f}</text>"
+        for t in np.linspace(0.0, frame.span, 6)
+    ]
     parts.append(
         f'<text x="{left + width / 2:.1f}" y="{top + height + 34}" text-anchor="middle">'
         "time (s); hover a window for its probabilities</text>"
     )
-    entries = [*zip(class_names, colours, strict=True)]
-    if (~face).any():
-        entries.append(("no face", (0.85, 0.85, 0.85, 1.0)))
+    return parts
+
+
+def _svg_legend(frame: _SvgFrame, entries: Sequence[tuple[str, Sequence[float]]]) -> list[str]:
+    """A colour swatch and a name per class (and for "no face")."""
+    right = frame.left + frame.width
+    parts = []
     for k, (name, colour) in enumerate(entries):
-        ly = top + 14 * k
+        ly = frame.top + 14 * k
         parts.append(
-            f'<rect x="{left + width + 12}" y="{ly}" width="10" height="10" '
-            f'fill="{_hex(colour)}"/><text x="{left + width + 26}" y="{ly + 9}">'
+            f'<rect x="{right + 12}" y="{ly}" width="10" height="10" '
+            f'fill="{_hex(colour)}"/><text x="{right + 26}" y="{ly + 9}">'
             f"{escape(name)}</text>"
         )
-    parts.append("</svg>")
-    return "".join(parts)
+    return parts
 
 
 def _hex(colour: Sequence[float]) -> str:
