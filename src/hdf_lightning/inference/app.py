@@ -251,12 +251,7 @@ def build_app(predictor: Predictor, settings: AppSettings, workdir: Path) -> Any
         if settings.folder is not None
         else []
     )
-
-    uploads: dict[Path, set[Path]] = {}  # each session's uploaded files (Gradio's copies)
-
-    def session_dir(request: gr.Request) -> Path:
-        name = str(getattr(request, "session_hash", None) or "session")
-        return workdir / "sessions" / "".join(c for c in name if c.isalnum() or c in "-_")
+    sessions = _Sessions(workdir)
 
     def run(
         upload: str | None,
@@ -269,13 +264,12 @@ def build_app(predictor: Predictor, settings: AppSettings, workdir: Path) -> Any
             return _failure("Upload a video or pick one from the list first.")
         path = Path(chosen)
         if upload:
-            uploads.setdefault(session_dir(request), set()).add(path)
-        out = session_dir(request) / f"run{len(list(session_dir(request).glob('run*')))}"
+            sessions.uploaded(request, path)
         try:
             analysis = analyse(
                 path,
                 predictor,
-                out,
+                sessions.next_run(request),
                 max_upload_mb=settings.max_upload_mb,
                 progress=lambda f, text: progress(f, desc=text),
             )
@@ -284,31 +278,7 @@ def build_app(predictor: Predictor, settings: AppSettings, workdir: Path) -> Any
         except Exception as err:  # a bug: keep the page working and say so
             log.exception("hdf app: analysing %s failed", path)
             return _failure(f"{path.name}: unexpected error ({type(err).__name__}: {err})")
-        return (
-            gr.update(value=f"Done: {path.name}", visible=True),
-            analysis.headline,
-            analysis.video,
-            analysis.svg,
-            gr.update(value=analysis.rows, headers=analysis.columns),
-            analysis.downloads,
-        )
-
-    def _failure(message: str) -> tuple[Any, ...]:
-        return (
-            gr.update(value=f"**Could not analyse:** {message}", visible=True),
-            "",
-            None,
-            "",
-            gr.update(value=[]),
-            [],
-        )
-
-    def cleanup(request: gr.Request) -> None:
-        """The tab closed: remove its outputs and its uploads."""
-        folder = session_dir(request)
-        shutil.rmtree(folder, ignore_errors=True)
-        for path in uploads.pop(folder, set()):
-            path.unlink(missing_ok=True)
+        return _shown(path, analysis)
 
     with gr.Blocks(title="hdf app", delete_cache=(600, 3600)) as page:
         gr.Markdown("# What the model sees\nUpload a face video (or pick one) and press Analyse.")
@@ -334,8 +304,64 @@ def build_app(predictor: Predictor, settings: AppSettings, workdir: Path) -> Any
             [status, headline, video, plot, table, files],
             api_visibility="private",
         )
-        page.unload(cleanup)
+        page.unload(sessions.cleanup)
     return page
+
+
+class _Sessions:
+    """The browser sessions of a page: each works in a folder of its own under
+    ``workdir/sessions``; its uploads (Gradio's copies) and outputs go when its tab closes."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.uploads: dict[Path, set[Path]] = {}
+
+    def folder(self, request: Any) -> Path:
+        name = str(getattr(request, "session_hash", None) or "session")
+        return self.workdir / "sessions" / "".join(c for c in name if c.isalnum() or c in "-_")
+
+    def uploaded(self, request: Any, path: Path) -> None:
+        self.uploads.setdefault(self.folder(request), set()).add(path)
+
+    def next_run(self, request: Any) -> Path:
+        """A fresh output folder of the session (``run0``, ``run1``, ...)."""
+        folder = self.folder(request)
+        return folder / f"run{len(list(folder.glob('run*')))}"
+
+    def cleanup(self, request: Any) -> None:
+        """The tab closed: remove its outputs and its uploads."""
+        folder = self.folder(request)
+        shutil.rmtree(folder, ignore_errors=True)
+        for path in self.uploads.pop(folder, set()):
+            path.unlink(missing_ok=True)
+
+
+def _shown(path: Path, analysis: Analysis) -> tuple[Any, ...]:
+    """The page's outputs for an analysed video (status, headline, video, plot, table, files)."""
+    import gradio as gr
+
+    return (
+        gr.update(value=f"Done: {path.name}", visible=True),
+        analysis.headline,
+        analysis.video,
+        analysis.svg,
+        gr.update(value=analysis.rows, headers=analysis.columns),
+        analysis.downloads,
+    )
+
+
+def _failure(message: str) -> tuple[Any, ...]:
+    """The page's outputs for a video that could not be analysed: the message only."""
+    import gradio as gr
+
+    return (
+        gr.update(value=f"**Could not analyse:** {message}", visible=True),
+        "",
+        None,
+        "",
+        gr.update(value=[]),
+        [],
+    )
 
 
 def _parser() -> Any:
