@@ -88,8 +88,9 @@ def load_checkpoint_file(path: str | os.PathLike[str], option: str = "--ckpt_pat
         if not refused:  # random bytes also fail the unpickler: the file is no checkpoint at all
             raise _unreadable(file, option, err) from err
         raise UnsafeCheckpointError(
-            f"refused to load {file} ({option}): it holds pickled Python objects besides tensors "
-            f"and plain values, which could run code when loaded ({', '.join(refused)}). "
+            f"refused to load {file} ({option}): it holds pickled objects (Python classes or "
+            "functions) besides tensors and plain values, which could run code when loaded "
+            f"({', '.join(refused)}). "
             "Checkpoints written by hdf never do; use only checkpoint files you trust.",
             refused,
         ) from err
