@@ -19,7 +19,6 @@ or of a config given with ``--config``.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -33,6 +32,7 @@ from hdf_lightning.checkpoints import check_checkpoint, compare_state_dicts
 from hdf_lightning.data.face_crops import FaceCropRecord
 from hdf_lightning.data.transforms import NORMALIZATION
 from hdf_lightning.errors import CheckpointError
+from hdf_lightning.imports import import_object
 from hdf_lightning.run_folder import find_run_config
 
 __all__ = [
@@ -162,8 +162,7 @@ def _net_from_config(config: Path) -> dict[str, Any] | None:
 
 
 def _import(class_path: str) -> type:
-    module_name, _, name = class_path.rpartition(".")
-    cls = getattr(importlib.import_module(module_name), name)
+    cls = import_object(class_path)
     if not isinstance(cls, type):
         raise TypeError(f"{class_path} is not a class")
     return cls

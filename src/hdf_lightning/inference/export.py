@@ -14,7 +14,6 @@ import inspect
 import io
 import json
 import logging
-import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from torch import Tensor, nn
 from hdf_lightning.errors import RunFolderError
 from hdf_lightning.inference.checkpoint import CheckpointError, LoadedModel, load_model
 from hdf_lightning.inference.options import FIT_CONFIG, command_parser
-from hdf_lightning.io import check_writable
+from hdf_lightning.io import atomic_path, atomic_write_text, check_writable
 
 __all__ = ["FORMATS", "LogitsOnly", "export_main", "export_model"]
 
@@ -164,14 +163,13 @@ def export_model(
     results: dict[str, dict[str, Any]] = {}
     for fmt in formats:
         path = out / FILES[fmt]
-        temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-        if fmt == "onnx":
-            _export_onnx(module, example, temporary, opset, dynamo)
-        elif fmt == "pt2":
-            _export_pt2(module, example, temporary)
-        else:
-            _export_torchscript(module, example, temporary)
-        os.replace(temporary, path)
+        with atomic_path(path, keep_suffix=True) as temporary:
+            if fmt == "onnx":
+                _export_onnx(module, example, temporary, opset, dynamo)
+            elif fmt == "pt2":
+                _export_pt2(module, example, temporary)
+            else:
+                _export_torchscript(module, example, temporary)
         try:
             got = RUNNERS[fmt](path, check)
         except ImportError as err:
@@ -186,10 +184,7 @@ def export_model(
         "output": "logits (B, K); softmax gives the class probabilities",
         "files": {fmt: FILES[fmt] for fmt in formats},
     }
-    target = out / "preprocessing.json"
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(temporary, target)
+    atomic_write_text(out / "preprocessing.json", json.dumps(record, indent=2) + "\n")
     return results
 
 

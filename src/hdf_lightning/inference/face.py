@@ -22,7 +22,6 @@ interface (``my_package.MyDetector``), built without arguments.
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +33,7 @@ import numpy as np
 
 from hdf_lightning.data.face_crops import FRAME_SOURCE, FaceCropRecord
 from hdf_lightning.data.opencv import opencv
+from hdf_lightning.imports import import_object
 
 if TYPE_CHECKING:
     from hdf_lightning.inference.sources import FrameSource
@@ -160,15 +160,14 @@ def make_detector(spec: str) -> FaceDetector:
     """
     cls = DETECTORS.get(spec)
     if cls is None:
-        module_name, _, class_name = spec.rpartition(".")
-        if not module_name:
+        if "." not in spec.strip(".") and ":" not in spec:
             raise ValueError(
                 f"unknown face detector {spec!r}: expected one of {sorted(DETECTORS)} or an "
                 "import path package.module.Class"
             )
         try:
-            cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError) as err:
+            cls = import_object(spec)
+        except (ImportError, AttributeError, ValueError) as err:
             raise ValueError(f"cannot import the face detector {spec!r}: {err}") from err
     detector = cls()
     if not callable(getattr(detector, "detect", None)):

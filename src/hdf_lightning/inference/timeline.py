@@ -7,7 +7,6 @@ grey band. Built with matplotlib's object-oriented API on an Agg canvas (no pypl
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -16,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from hdf_lightning.io import atomic_path
 
 __all__ = ["timeline_figure", "timeline_svg", "write_png"]
 
@@ -246,8 +247,6 @@ def _hex(colour: Sequence[float]) -> str:
 
 def write_png(figure: Figure, path: Path) -> Path:
     """Write a figure as PNG atomically (a temporary name in the same folder, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    figure.savefig(temporary, format="png", dpi=110, facecolor="white")
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=110, facecolor="white")
     return path
