@@ -24,8 +24,7 @@ import torch
 from torch import nn
 
 from hdf_lightning.evaluation.cost import CostReport, format_cost, format_cost_table, measure_cost
-from hdf_lightning.imports import import_object
-from hdf_lightning.inference.record import constructor_parameters
+from hdf_lightning.imports import constructor_parameters, import_object
 
 MODELS: dict[str, str] = {
     "x3d": "hdf_lightning.models:X3D",

@@ -122,7 +122,7 @@ def test_hdfnet_takes_x3ds_arguments_with_x3ds_defaults() -> None:
     config parser and to the checkpoint record."""
     from jsonargparse import ArgumentParser
 
-    from hdf_lightning.inference.record import constructor_parameters
+    from hdf_lightning.imports import constructor_parameters
     from hdf_lightning.models import X3D
 
     ours, x3d = constructor_parameters(HDFNet), constructor_parameters(X3D)

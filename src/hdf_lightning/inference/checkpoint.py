@@ -19,7 +19,6 @@ or of a config given with ``--config``.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from hdf_lightning.checkpoints import check_checkpoint, compare_state_dicts
 from hdf_lightning.data.face_crops import FaceCropRecord
 from hdf_lightning.data.transforms import NORMALIZATION
 from hdf_lightning.errors import CheckpointError
-from hdf_lightning.imports import import_object
+from hdf_lightning.imports import constructor_parameters, import_object
 from hdf_lightning.run_folder import find_run_config
 
 __all__ = [
@@ -192,18 +191,7 @@ def build_net(
 def _takes(cls: type, name: str) -> bool:
     """Whether ``cls(name=...)`` is accepted: by its constructor or, passed on through
     ``**kwargs``, by a base class's."""
-    for klass in cls.__mro__:
-        if klass is object:
-            break
-        try:
-            parameters = inspect.signature(klass.__init__).parameters  # type: ignore[misc]
-        except (TypeError, ValueError):
-            continue
-        if name in parameters:
-            return True
-        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-            return False
-    return False
+    return name in constructor_parameters(cls)
 
 
 def _preprocessing(checkpoint: dict[str, Any], file: Path) -> Preprocessing:

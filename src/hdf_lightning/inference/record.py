@@ -12,33 +12,14 @@ arguments that are stored as attributes of the same name.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.cli import SaveConfigCallback
 
-__all__ = ["InferenceRecord", "constructor_parameters"]
+from hdf_lightning.imports import constructor_parameters
 
-
-def constructor_parameters(cls: type) -> dict[str, inspect.Parameter]:
-    """The named parameters ``cls(...)`` accepts: its constructor's and those it passes on
-    through ``**kwargs`` to a base class's (e.g. :class:`~hdf_lightning.models.HDFNet` takes
-    :class:`~hdf_lightning.models.X3D`'s); the first declaration of a name wins."""
-    found: dict[str, inspect.Parameter] = {}
-    for klass in cls.__mro__:
-        if klass is object:
-            break
-        try:
-            parameters = inspect.signature(klass.__init__).parameters  # type: ignore[misc]
-        except (TypeError, ValueError):
-            continue
-        for name, parameter in list(parameters.items())[1:]:  # without self
-            if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-                found.setdefault(name, parameter)
-        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-            break
-    return found
+__all__ = ["InferenceRecord"]
 
 
 def _plain(value: Any) -> Any:
