@@ -117,6 +117,20 @@ def _wait(driver: object, condition: object, timeout: float = 120.0) -> object:
     return WebDriverWait(driver, timeout).until(condition)  # type: ignore[arg-type]
 
 
+def _click(driver: object, by: str, selector: str, timeout: float = 60.0) -> None:
+    """Click an element once nothing covers it (an upload's progress overlay can, briefly)."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+
+    def clicked(d: object) -> bool:
+        try:
+            d.find_element(by, selector).click()  # type: ignore[attr-defined]
+        except ElementClickInterceptedException:
+            return False
+        return True
+
+    _wait(driver, clicked, timeout)
+
+
 def _upload_and_analyse(driver: object, path: Path) -> None:
     from selenium.webdriver.common.by import By
 
@@ -124,7 +138,7 @@ def _upload_and_analyse(driver: object, path: Path) -> None:
     field.send_keys(str(path))
     # the file's name shows once it is uploaded (the page wraps it over lines)
     _wait(driver, lambda d: path.name in d.find_element(By.ID, "upload").text.replace("\n", ""))
-    driver.find_element(By.ID, "analyse").click()  # type: ignore[attr-defined]
+    _click(driver, By.ID, "analyse")
 
 
 @pytest.mark.slow
@@ -186,7 +200,7 @@ def test_a_text_upload_shows_a_message_and_the_page_keeps_working(
         )
         ARTIFACTS.mkdir(exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "app_message.png"))  # type: ignore[attr-defined]
-        driver.find_element(By.CSS_SELECTOR, "#upload button[aria-label='Clear']").click()  # type: ignore[attr-defined]
+        _click(driver, By.CSS_SELECTOR, "#upload button[aria-label='Clear']")
         _upload_and_analyse(driver, media["video"])
         headline = _wait(driver, lambda d: d.find_element(By.ID, "headline").text)
         assert "windows with a face" in str(headline)
