@@ -233,6 +233,26 @@ def test_the_page_offers_the_videos_of_a_folder(
     assert picked.visible
 
 
+def test_each_handler_is_given_its_browser_session(
+    predictor: Predictor, media: dict[str, Path], tmp_path: Path
+) -> None:
+    """Gradio passes the session only to a parameter whose resolved type hint is gr.Request;
+    without it every tab would share one folder, and closing one would clear the others'."""
+    import inspect
+    import typing
+
+    import gradio as gr
+
+    from hdf_lightning.inference.app import build_app
+
+    page = build_app(predictor, AppSettings(), tmp_path)
+    handlers = [f.fn for f in page.fns.values() if f.fn is not None]
+    with_session = [fn for fn in handlers if "request" in inspect.signature(fn).parameters]
+    assert len(with_session) == 2  # Analyse, and the tab's unload
+    for fn in with_session:
+        assert typing.get_type_hints(fn)["request"] is gr.Request
+
+
 def test_print_config_writes_a_yaml_that_config_reads(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -280,6 +280,15 @@ def build_app(predictor: Predictor, settings: AppSettings, workdir: Path) -> Any
             return _failure(f"{path.name}: unexpected error ({type(err).__name__}: {err})")
         return _shown(path, analysis)
 
+    def cleanup(request: gr.Request) -> None:
+        sessions.cleanup(request)
+
+    # Gradio hands a handler the browser session through a parameter whose resolved type hint is
+    # gr.Request; this module's annotations are strings naming the locally imported gradio, which
+    # typing cannot resolve, so the handlers get the objects themselves.
+    run.__annotations__.update(request=gr.Request, progress=gr.Progress)
+    cleanup.__annotations__.update(request=gr.Request)
+
     with gr.Blocks(title="hdf app", delete_cache=(600, 3600)) as page:
         gr.Markdown("# What the model sees\nUpload a face video (or pick one) and press Analyse.")
         gr.HTML(_model_card(predictor.model, predictor.options), elem_id="model-card")
@@ -304,7 +313,7 @@ def build_app(predictor: Predictor, settings: AppSettings, workdir: Path) -> Any
             [status, headline, video, plot, table, files],
             api_visibility="private",
         )
-        page.unload(sessions.cleanup)
+        page.unload(cleanup)
     return page
 
 
