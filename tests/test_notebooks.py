@@ -38,7 +38,7 @@ SMALL: dict[str, dict[str, object]] = {
 
 # what each notebook must print or show when it ran through
 EXPECTED: dict[str, list[str]] = {
-    "quickstart.ipynb": ["shape kept: True", "g = "],
+    "01_quickstart.ipynb": ["shape kept: True", "g = "],
     "02_drop_in_dam_dsm.ipynb": [
         "r3d_18 + CE (unmodified)",
         "r3d_18 + DAM + DSM + SAM",
@@ -75,7 +75,7 @@ def _with_parameters(nb: nbformat.NotebookNode, values: dict[str, object]) -> No
 
 def test_there_are_notebooks() -> None:
     names = {p.name for p in NOTEBOOKS}
-    assert {"quickstart.ipynb", "02_drop_in_dam_dsm.ipynb", "03_inside_dam.ipynb"} <= names
+    assert {"01_quickstart.ipynb", "02_drop_in_dam_dsm.ipynb", "03_inside_dam.ipynb"} <= names
     assert set(SMALL) <= names and set(EXPECTED) <= names
 
 
