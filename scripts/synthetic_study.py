@@ -462,13 +462,13 @@ def study_intervals(
         seeds = sorted(seed for v, seed in by_run if v == variant)
         paired = [s for s in seeds if (BASELINE, s) in by_run] if variant != BASELINE else []
         for subset in subsets:
-            scores = [_scores(by_run[variant, s], subset) for s in seeds]
-            rows.append(_interval_row(variant, subset, "war", seeds, scores))
+            scores = {s: _scores(by_run[variant, s], subset) for s in seeds}
+            rows.append(_interval_row(variant, subset, "war", seeds, list(scores.values())))
             if not paired:
                 continue
             diffs = []
             for s in paired:
-                ids, mine = _scores(by_run[variant, s], subset)
+                ids, mine = scores[s]
                 base_ids, base = _scores(by_run[BASELINE, s], subset)
                 if ids != base_ids:
                     raise ValueError(
@@ -511,11 +511,11 @@ def _cell(row: dict[str, Any], signed: bool = False) -> str:
 
 
 def study_table(
-    results: Sequence[dict[str, Any]], variants: Sequence[str], subsets: Sequence[str]
+    rows: Sequence[dict[str, Any]], variants: Sequence[str], subsets: Sequence[str]
 ) -> str:
-    """Two markdown tables: WAR (%) per variant and test set, then the paired difference against
-    :data:`BASELINE` (points); each cell is ``mean ± seed std [95 % interval]``."""
-    rows = study_intervals(results, variants, subsets)
+    """Two markdown tables of :func:`study_intervals`'s ``rows``: WAR (%) per variant and test
+    set, then the paired difference against :data:`BASELINE` (points); each cell is
+    ``mean ± seed std [95 % interval]``."""
     header = "| variant | seeds | " + " | ".join(subsets) + " |"
     rule = "|---|---|" + "---|" * len(subsets)
     tables = []
@@ -546,7 +546,8 @@ def write_outputs(
     each atomically; return the tables. ``wall`` is this invocation's wall time in seconds
     (``None`` when only the report was rebuilt)."""
     subsets = tuple(results[0]["metrics"])
-    table = study_table(results, variants, subsets)
+    rows = study_intervals(results, variants, subsets)
+    table = study_table(rows, variants, subsets)
     clips = ", ".join(f"{s} {results[0]['metrics'][s]['clips']}" for s in subsets)
     wall_text = "report rebuilt from the run folders" if wall is None else f"{wall / 60:.1f} min"
     atomic_write_text(
@@ -566,7 +567,7 @@ def write_outputs(
     with atomic_path(out / "synthetic_study_intervals.csv") as tmp, tmp.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow([*fields, "low", "high", "half_width", "df"])
-        for row in study_intervals(results, variants, subsets):
+        for row in rows:
             ci = row["interval"]
             bounds = ["", "", "", ""] if ci is None else [ci.low, ci.high, ci.half_width, ci.df]
             seeds = " ".join(str(s) for s in row["seeds"])

@@ -95,20 +95,20 @@ def source_styles(config: SynthConfig) -> tuple[SourceStyle, ...]:
         )
         for i in range(n)
     ]
+    # the values beyond the seen range, per family; the unseen style takes every capture family's
+    beyond: dict[str, dict[str, Any]] = {
+        "colour": {"brightness": 0.17, "contrast": 0.62, "cast": _cast(hue0 + math.pi / n, 0.13)},
+        "quality": {
+            "blur": 1.5,
+            "noise": 0.045,
+            "jpeg_quality": max(5, config.jpeg_quality - 60),
+        },
+        "sampling": {"resolution": 0.4, "drop_rate": 0.4},
+        "timing": {"expression_span": (0.25, 0.4)},
+    }
     if config.unseen_source:
-        styles.append(
-            SourceStyle(
-                name="unseen_source",
-                brightness=0.17,
-                contrast=0.62,
-                cast=_cast(hue0 + math.pi / n, 0.13),
-                blur=1.5,
-                noise=0.045,
-                jpeg_quality=max(5, config.jpeg_quality - 60),
-                resolution=0.4,
-                drop_rate=0.4,
-            )
-        )
+        capture = {**beyond["colour"], **beyond["quality"], **beyond["sampling"]}
+        styles.append(SourceStyle(name="unseen_source", **capture))
     typical = SourceStyle(
         brightness=0.0,
         contrast=1.0,
@@ -119,16 +119,6 @@ def source_styles(config: SynthConfig) -> tuple[SourceStyle, ...]:
         resolution=0.85,
         drop_rate=0.1,
     )
-    family_changes: dict[str, dict[str, Any]] = {
-        "colour": {"brightness": 0.17, "contrast": 0.62, "cast": _cast(hue0 + math.pi / n, 0.13)},
-        "quality": {
-            "blur": 1.5,
-            "noise": 0.045,
-            "jpeg_quality": max(5, config.jpeg_quality - 60),
-        },
-        "sampling": {"resolution": 0.4, "drop_rate": 0.4},
-        "timing": {"expression_span": (0.25, 0.4)},
-    }
     for family in config.held_out:
-        styles.append(replace(typical, name=f"held_out_{family}", **family_changes[family]))
+        styles.append(replace(typical, name=f"held_out_{family}", **beyond[family]))
     return tuple(styles)
