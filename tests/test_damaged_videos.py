@@ -98,16 +98,16 @@ def test_hdf_predict_plans_on_decoded_frames_and_warns_of_a_cut_video(
     assert f"{decoded} of the {FRAMES} frames" in warnings[0]
     summary = {v["video"]: v for v in json.loads((out / "summary.json").read_text())["videos"]}
     cut, whole = summary[str(videos["cut"])], summary[str(videos["whole"])]
-    assert (cut["num_frames"], cut["decoded_frames"]) == (decoded, decoded)
+    assert (cut["video_frames"], cut["decoded_frames"]) == (decoded, decoded)
     assert (cut["declared_frames"], cut["damaged"]) == (FRAMES, True)
-    assert (whole["num_frames"], whole["declared_frames"], whole["damaged"]) == (
+    assert (whole["video_frames"], whole["declared_frames"], whole["damaged"]) == (
         FRAMES,
         FRAMES,
         False,
     )
     lines = [json.loads(line) for line in (out / "cut.windows.jsonl").read_text().splitlines()]
     header, windows = lines[0], [r for r in lines if r["record"] == "window"]
-    assert header["num_frames"] == decoded and header["damaged"] is True
+    assert header["video_frames"] == decoded and header["damaged"] is True
     assert windows and max(w["end_frame"] for w in windows) <= decoded
     assert all(w["face"] for w in windows)  # every window lies in frames that decode
 

@@ -106,7 +106,8 @@ def test_predict_file_writes_windows_probabilities_and_timeline(
         "length_s": 1.0,
         "stride_s": 0.48,
     }
-    assert header["num_frames"] == 100 and header["fps"] == 25.0
+    assert header["video_frames"] == 100 and header["fps"] == 25.0
+    assert "num_frames" not in header  # the clip length T is the preprocessing's num_frames
     # windows: 1 s long, starting every 12 frames, the last one aligned to the end
     assert len(windows) == num_windows(100, 25, 12) == 8
     starts = [w["start_frame"] for w in windows]
@@ -196,7 +197,7 @@ def test_predict_folder_reports_bad_inputs_and_processes_the_rest(
     failed = {Path(f["video"]).name for f in run["failed"]}
     assert failed == {"d_noface.mp4", "e_short.mp4", "f_corrupt.mp4", "g_notes.avi", "missing.mp4"}
     by_name = {Path(v["video"]).name: v for v in run["videos"]}
-    assert by_name["c_frames"]["fps"] == 25.0 and by_name["c_frames"]["num_frames"] == 50
+    assert by_name["c_frames"]["fps"] == 25.0 and by_name["c_frames"]["video_frames"] == 50
     assert by_name["d_noface.mp4"]["status"] == "no_face"
     for name in ("a_face.mp4", "b_face.webm", "c_frames"):
         assert by_name[name]["status"] == "ok"

@@ -48,7 +48,8 @@ def crop_records(face_crop: FaceCropRecord | None, model: LoadedModel) -> dict[s
 def video_summary(result: VideoResult, names: tuple[str, ...]) -> dict[str, Any]:
     """The per-video record: mean probabilities over windows with a face and the top class.
 
-    Its ``num_frames`` is the video's length in frames (``result.video_frames``).
+    Its ``video_frames`` is the video's length in frames (the frames that decode); the clip
+    length ``T`` is in the header's ``preprocessing``.
     """
     mean = result.mean_probs()
     top = None if mean is None else int(mean.argmax())
@@ -61,7 +62,7 @@ def video_summary(result: VideoResult, names: tuple[str, ...]) -> dict[str, Any]
         "windows": len(result.windows),
         "face_windows": len(result.face_windows()),
         "duration_s": round(result.duration, 4),
-        "num_frames": result.video_frames,
+        "video_frames": result.video_frames,
         **result.length_record(),
         "fps": round(result.fps, 4),
         "timing_s": {**result.times.to_dict(), "total": round(result.wall, 4)},
@@ -77,7 +78,7 @@ def _video_header(
         "video": str(result.path),
         "kind": result.kind,
         "fps": round(result.fps, 4),
-        "num_frames": result.video_frames,
+        "video_frames": result.video_frames,
         **result.length_record(),
         "duration_s": round(result.duration, 4),
         "width": result.width,
