@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -56,6 +57,16 @@ def tiny_fit_args(tmp: Path, *, epochs: int = 1, extra: list[str] | None = None)
         "--trainer.log_every_n_steps=1",
         *(extra or []),
     ]
+
+
+def sam_with_accumulation_config(tmp: Path) -> Path:
+    """The demo config (SAM on) with ``accumulate_grad_batches: 2``, a combination ``hdf fit``
+    refuses, written to ``tmp/sam_accumulation.yaml``; the run folder is ``tmp/run``."""
+    config = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    config["trainer"].update(accumulate_grad_batches=2, default_root_dir=str(tmp / "run"))
+    path = tmp / "sam_accumulation.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def tiny_checkpoint(tmp: Path) -> Path:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from torch import Tensor, nn
 
+from cli_utils import error_line, run_console, sam_with_accumulation_config
 from hdf_lightning.evaluation.cost import (
     CostReport,
     format_cost,
@@ -193,3 +195,15 @@ def test_r3d_18_matches_torchvision_published_gflops() -> None:
     report = measure_cost(r3d_18(), (3, 16, 112, 112), iters=1, warmup=0)
     assert report.gflops_per_clip == pytest.approx(R3D_18_Weights.DEFAULT.meta["_ops"], abs=1e-3)
     assert report.params == R3D_18_Weights.DEFAULT.meta["num_params"]
+
+
+def test_hdf_cost_refuses_what_fit_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SAM with gradient accumulation: hdf cost ends with hdf fit's one-line message."""
+    config = str(sam_with_accumulation_config(tmp_path))
+    fit_code, fit_err = run_console(["fit", "--config", config], monkeypatch, capsys)
+    code, err = run_console(["cost", "--config", config], monkeypatch, capsys)
+    assert fit_code == code == 2
+    assert "accumulate_grad_batches=2 cannot be combined with sam" in error_line(fit_err)
+    assert err.splitlines() == [error_line(fit_err)]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 
-from cli_utils import HDF, REPO
+from cli_utils import HDF, REPO, error_line, run_console, sam_with_accumulation_config
 from hdf_lightning.cli import main
 from hdf_lightning.data.synthetic import SynthConfig, generate_dfew
 from hdf_lightning.runners import RESULT_FILE, cv_table
@@ -199,3 +199,17 @@ def test_cv_killed_during_fold_3_resumes_at_fold_3(tmp_path: Path) -> None:
     table = (out / "cv_results.md").read_text()
     assert table.count("\n| ") == 7  # header + 5 folds + mean (the separator starts with "|-")
     assert "| mean ± std |" in table
+
+
+def test_cv_refuses_what_fit_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SAM with gradient accumulation: hdf cv ends with hdf fit's one-line message, fits nothing."""
+    config = str(sam_with_accumulation_config(tmp_path))
+    fit_code, fit_err = run_console(["fit", "--config", config], monkeypatch, capsys)
+    out = tmp_path / "cv"
+    code, err = run_console(["cv", "--config", config, f"--out={out}"], monkeypatch, capsys)
+    assert fit_code == code == 2
+    assert "accumulate_grad_batches=2 cannot be combined with sam" in error_line(fit_err)
+    assert err.splitlines() == [error_line(fit_err)]
+    assert not list(out.rglob("*.ckpt"))

@@ -227,7 +227,9 @@ class HDFCLI(LightningCLI):
                 f"network's num_frames follows the data's clip length ({data_frames} frames); "
                 "leave --model.net.num_frames out or give it the same value"
             )
-        if self.subcommand is not None:
+        if self.subcommand is None:  # a training configuration run by hdf cv or hdf cost
+            self._check_training_config(cfg)
+        else:
             self._check_subcommand(self.subcommand, cfg)
         evaluates_checkpoint = self.subcommand in EVALUATION_COMMANDS and cfg.get("ckpt_path")
         if not self.pretrained or evaluates_checkpoint:
@@ -268,13 +270,20 @@ class HDFCLI(LightningCLI):
         if save_dir:
             check_writable(save_dir, "--trainer.logger.init_args.save_dir")
         if subcommand == "fit":
-            # Lightning refuses accumulation under manual optimisation with a generic message
-            accumulate = trainer.get("accumulate_grad_batches") or 1
-            if cfg.get("model.sam") and accumulate > 1:
-                raise ConfigError(str(sam_accumulation_error(accumulate)))
+            self._check_training_config(cfg)
             if not launched_as_secondary_rank():  # the other DDP ranks join rank 0's run
                 self._run_lock = RunLock(root).acquire()
             self._check_run_folder(root, ckpt, bool(cfg.get("overwrite")))
+
+    @staticmethod
+    def _check_training_config(cfg: Namespace) -> None:
+        """Checks that the model can be trained with the trainer's settings, before any class is
+        built: run for ``hdf fit`` and for the configurations ``hdf cv`` and ``hdf cost`` parse
+        without a subcommand."""
+        # Lightning refuses accumulation under manual optimisation with a generic message
+        accumulate = cfg.trainer.get("accumulate_grad_batches") or 1
+        if cfg.get("model.sam") and accumulate > 1:
+            raise ConfigError(str(sam_accumulation_error(accumulate)))
 
     @staticmethod
     def _check_run_folder(root: Path, ckpt: Any, overwrite: bool) -> None:
