@@ -245,7 +245,7 @@ def test_bf16_autocast_on_cpu() -> None:
     torch.testing.assert_close(out_fp32_in, expected)
     torch.testing.assert_close(out_bf16_in.float(), expected, rtol=2e-2, atol=2e-2)
     out_bf16_in.float().sum().backward()
-    assert all(torch.isfinite(p.grad).all() for p in dam.parameters() if p.grad is not None)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in dam.parameters())
 
 
 @pytest.mark.slow

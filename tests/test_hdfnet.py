@@ -114,7 +114,9 @@ def test_bf16_autocast_forward_backward_on_cpu() -> None:
         logits, feature = model(torch.randn(2, 3, 4, 32, 32))
     assert torch.isfinite(logits.float()).all() and feature.shape == (2, 32)
     logits.float().sum().backward()
-    assert all(torch.isfinite(p.grad).all() for p in model.dams.parameters() if p.grad is not None)
+    dam_parameters = list(model.dams.parameters())
+    assert dam_parameters
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in dam_parameters)
 
 
 def test_hdfnet_takes_x3ds_arguments_with_x3ds_defaults() -> None:

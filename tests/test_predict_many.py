@@ -215,4 +215,9 @@ def test_a_video_that_fails_after_some_of_its_clips_fails_alone(
     assert [o.error is None for o in outcomes] == [True, False, True, True]
     assert "cut short" in str(outcomes[1].error)
     assert not (tmp_path / "clip1.windows.jsonl").exists()
-    assert all(o.record is not None for i, o in enumerate(outcomes) if i != 1)
+    assert all(
+        o.record is not None and o.record["status"] == "ok"
+        for i, o in enumerate(outcomes)
+        if i != 1
+    )
+    assert all((tmp_path / f"clip{i}.windows.jsonl").is_file() for i in (0, 2, 3))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import re
@@ -19,6 +20,20 @@ def _run(block: str) -> tuple[dict[str, object], str]:
     return namespace, out.getvalue()
 
 
+def _bound_names(block: str) -> set[str]:
+    """The names an example binds at its top level (imports, definitions, assignments)."""
+    names: set[str] = set()
+    for node in ast.parse(block).body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
 def test_readme_has_python_examples() -> None:
     assert BLOCKS
 
@@ -26,7 +41,10 @@ def test_readme_has_python_examples() -> None:
 def test_readme_python_examples_run() -> None:
     for block in BLOCKS:
         namespace, printed = _run(block)
-        assert set(namespace) - {"__builtins__"}, f"the example binds nothing:\n{block}"
+        bound = _bound_names(block)
+        assert bound, f"the example binds nothing:\n{block}"
+        missing = bound - set(namespace)
+        assert not missing, f"the example stopped before binding {sorted(missing)}:\n{block}"
         assert printed.strip(), f"the example ran but showed nothing:\n{block}"
 
 
