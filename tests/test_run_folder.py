@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -54,6 +55,17 @@ def test_run_config_is_found_beside_the_checkpoints_or_in_a_logger_folder(tmp_pa
     assert find_run_config(ckpt) == logged.resolve()
     _touch(run.config, 2)
     assert find_run_config(ckpt) == run.config.resolve()
+
+
+def test_reports_go_to_the_logger_folder_else_the_run_folder(tmp_path: Path) -> None:
+    root = str(tmp_path / "run")
+    logged = SimpleNamespace(log_dir=str(tmp_path / "logs" / "version_0"), save_dir="unused")
+    saved = SimpleNamespace(log_dir=None, save_dir=str(tmp_path / "wandb"))
+    folders = [
+        RunLayout.for_reports(SimpleNamespace(logger=logger, default_root_dir=root)).root
+        for logger in (logged, saved, SimpleNamespace(), None)
+    ]
+    assert folders == [tmp_path / "logs" / "version_0", tmp_path / "wandb", Path(root), Path(root)]
 
 
 def test_compare_state_dicts_names_missing_unknown_and_reshaped_tensors() -> None:

@@ -54,17 +54,6 @@ from hdf_lightning.run_folder import RunLayout
 log = logging.getLogger(__name__)
 
 
-def run_dir(trainer: pl.Trainer) -> Path:
-    """The folder of a run's figures and reports: the logger's ``log_dir`` (or ``save_dir``),
-    else ``trainer.default_root_dir``."""
-    logger = trainer.logger
-    for attr in ("log_dir", "save_dir"):
-        value = getattr(logger, attr, None) if logger is not None else None
-        if value:
-            return Path(value)
-    return Path(trainer.default_root_dir)
-
-
 class RunCheckpoint(RefusableCheckpoint):
     """ModelCheckpoint that writes into ``<default_root_dir>/checkpoints`` unless told otherwise,
     and never writes (nor ranks as best) weights holding a NaN or an infinity."""
@@ -112,7 +101,46 @@ def checkpoint_callbacks() -> list[RunCheckpoint]:
     ]
 
 
-class EvaluationFigures(pl.Callback):
+class CollectedTestRows(pl.Callback):
+    """Keeps one row of tensors per test batch of this rank, from the start of the test epoch.
+
+    A subclass says what a batch contributes (:meth:`test_row`); :meth:`merged_rows` joins the
+    rows of the epoch along the batch dimension.
+    """
+
+    def __init__(self) -> None:
+        self._rows: list[dict[str, Tensor]] = []
+
+    def test_row(
+        self, pl_module: pl.LightningModule, outputs: Any, batch: Any
+    ) -> dict[str, Tensor] | None:
+        """The tensors (first dimension: the batch's clips) to keep of a test batch, or None."""
+        raise NotImplementedError
+
+    def merged_rows(self) -> dict[str, Tensor] | None:
+        """Every key's tensors of the epoch concatenated along dimension 0 (None without rows)."""
+        if not self._rows:
+            return None
+        return {key: torch.cat([row[key] for row in self._rows]) for key in self._rows[0]}
+
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._rows.clear()
+
+    def on_test_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        row = self.test_row(pl_module, outputs, batch)
+        if row is not None:
+            self._rows.append(row)
+
+
+class EvaluationFigures(CollectedTestRows):
     """Confusion matrix and per-class recall pictures after each validation and test.
 
     Reads the metrics the module computed (``pl_module.eval_results[stage]``, written by
@@ -127,27 +155,20 @@ class EvaluationFigures(pl.Callback):
     """
 
     def __init__(self, enabled: bool = True, embedding: bool = False) -> None:
+        super().__init__()
         self.enabled = enabled
         self.embedding = embedding
-        self._features: list[Tensor] = []
-        self._labels: list[Tensor] = []
 
-    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._features.clear()
-        self._labels.clear()
-
-    def on_test_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
+    def test_row(
+        self, pl_module: pl.LightningModule, outputs: Any, batch: Any
+    ) -> dict[str, Tensor] | None:
+        """The batch's features ``(B, D)`` and labels ``(B,)`` when the PCA plot is drawn."""
         if self.enabled and self.embedding and isinstance(outputs, dict) and "feature" in outputs:
-            self._features.append(outputs["feature"].float().cpu())
-            self._labels.append(batch["label"].detach().cpu())
+            return {
+                "feature": outputs["feature"].float().cpu(),
+                "label": batch["label"].detach().cpu(),
+            }
+        return None
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -177,11 +198,12 @@ class EvaluationFigures(pl.Callback):
                 recalls, names, title=f"{stage} per-class recall (UAR {uar:.3f})", uar=uar
             ),
         }
-        if stage == "test" and self.embedding and self._features:
+        rows = self.merged_rows() if stage == "test" and self.embedding else None
+        if rows is not None:
             figures["test/embedding"] = plots.embedding_figure(
-                torch.cat(self._features), torch.cat(self._labels), names, method="pca"
+                rows["feature"], rows["label"], names, method="pca"
             )
-        folder = RunLayout(run_dir(trainer)).figures
+        folder = RunLayout.for_reports(trainer).figures
         tag = f"{stage}_epoch{trainer.current_epoch:03d}" if stage == "val" else stage
         paths = {
             key: plots.save_figure(fig, folder / f"{tag}_{key.split('/', 1)[1]}.png")
@@ -223,7 +245,7 @@ class CostReportWriter(pl.Callback):
         rank_zero_info(text)
         values = report.to_dict()
         atomic_write_text(
-            RunLayout(run_dir(trainer)).cost_report, json.dumps(values, indent=2, default=str)
+            RunLayout.for_reports(trainer).cost_report, json.dumps(values, indent=2, default=str)
         )
         if trainer.logger is not None:
             trainer.logger.log_metrics(
@@ -385,7 +407,7 @@ class LearningCurve(pl.Callback):
             val_uar=columns["val_uar"],
             best_epoch=int(best["epoch"]) if best is not None else None,
         )
-        figures = RunLayout(run_dir(trainer)).figures
+        figures = RunLayout.for_reports(trainer).figures
         plots.save_figure(figure, figures / run_folder.LEARNING_CURVE_PNG)
 
     # ------------------------------------------------------------------ results
@@ -418,7 +440,7 @@ class LearningCurve(pl.Callback):
         checkpoint = _best_checkpoint(trainer)
         if checkpoint:
             lines.append(f"  checkpoint    {checkpoint}")
-        lines.append(f"  figures       {RunLayout(run_dir(trainer)).figures}")
+        lines.append(f"  figures       {RunLayout.for_reports(trainer).figures}")
         lines.append(f"  metrics       {_checkpoint_dir(trainer) / run_folder.LEARNING_CURVE_CSV}")
         if checkpoint:
             config = _saved_config(trainer)
@@ -476,11 +498,12 @@ def _best_checkpoint(trainer: pl.Trainer) -> str | None:
 
 
 def _saved_config(trainer: pl.Trainer) -> Path | None:
-    """The config the CLI saved for this run (``config.yaml`` in :func:`run_dir`), if any."""
+    """The config the CLI saved for this run (``config.yaml`` in
+    :meth:`~hdf_lightning.run_folder.RunLayout.for_reports`), if any."""
     for callback in trainer.callbacks:  # type: ignore[attr-defined]
         filename = getattr(callback, "config_filename", None)  # LightningCLI's SaveConfigCallback
         if isinstance(filename, str):
-            path = run_dir(trainer) / filename
+            path = RunLayout.for_reports(trainer).root / filename
             if path.is_file():
                 return path
     return None
@@ -521,39 +544,27 @@ class RankConsistencyCheck(pl.Callback):
             )
 
 
-class EvalPredictionWriter(pl.Callback):
+class EvalPredictionWriter(CollectedTestRows):
     """Keep every test prediction of this rank and save them at the end of the test epoch."""
 
-    def __init__(self) -> None:
-        self._rows: list[dict[str, Tensor]] = []
-
-    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._rows.clear()
-
-    def on_test_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
+    def test_row(
+        self, pl_module: pl.LightningModule, outputs: Any, batch: Any
+    ) -> dict[str, Tensor] | None:
+        """The batch's dataset indices, labels, predicted classes ``(B,)`` and probabilities
+        ``(B, K)``."""
         logits = outputs["logits"] if isinstance(outputs, dict) else pl_module(batch["video"])[0]
         probs = logits.float().softmax(-1).cpu()
-        self._rows.append(
-            {
-                "index": batch["index"].cpu(),
-                "label": batch["label"].cpu(),
-                "pred": probs.argmax(-1),
-                "probs": probs,
-            }
-        )
+        return {
+            "index": batch["index"].cpu(),
+            "label": batch["label"].cpu(),
+            "pred": probs.argmax(-1),
+            "probs": probs,
+        }
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self._rows:
+        merged = self.merged_rows()
+        if merged is None:
             return
-        merged = {k: torch.cat([r[k] for r in self._rows]) for k in self._rows[0]}
         predictions = RunLayout(trainer.default_root_dir).predictions
         out = predictions / f"test_rank{trainer.global_rank}.pt"
         with atomic_path(out) as tmp:

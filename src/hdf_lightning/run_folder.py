@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 CHECKPOINTS = "checkpoints"
 """Folder of a run's checkpoint files."""
@@ -57,6 +58,18 @@ RUN_FOLDERS = (CHECKPOINTS, FIGURES, PREDICTIONS)
 """Folders of a run in its root (loggers' folders excluded)."""
 
 
+class TrainerFolders(Protocol):
+    """What :meth:`RunLayout.for_reports` reads of a trainer (a Lightning ``Trainer`` has both)."""
+
+    @property
+    def logger(self) -> object:
+        """The trainer's logger (None without one); its ``log_dir`` or ``save_dir`` is read."""
+
+    @property
+    def default_root_dir(self) -> str:
+        """``trainer.default_root_dir``: the run folder."""
+
+
 @dataclass(frozen=True, init=False)
 class RunLayout:
     """The files of the run in ``root`` (nothing is created or read by building one).
@@ -70,6 +83,17 @@ class RunLayout:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         object.__setattr__(self, "root", Path(root))
+
+    @classmethod
+    def for_reports(cls, trainer: TrainerFolders) -> RunLayout:
+        """The layout a trainer writes its figures and reports into: rooted at the logger's
+        ``log_dir`` (or ``save_dir``), else at ``trainer.default_root_dir``."""
+        logger = trainer.logger
+        for attr in ("log_dir", "save_dir"):
+            value = getattr(logger, attr, None) if logger is not None else None
+            if value:
+                return cls(value)
+        return cls(trainer.default_root_dir)
 
     @property
     def checkpoints(self) -> Path:

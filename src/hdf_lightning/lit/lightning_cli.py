@@ -33,7 +33,6 @@ from hdf_lightning.callbacks import (
     EvaluationFigures,
     LearningCurve,
     checkpoint_callbacks,
-    run_dir,
 )
 from hdf_lightning.checkpoints import check_checkpoint
 from hdf_lightning.errors import ConfigError, RunFolderError, instantiation_error
@@ -197,7 +196,7 @@ class HDFCLI(LightningCLI):
         ckpt = self.config_init["test"].get("ckpt_path")
         payload = {"ckpt_path": None if ckpt is None else str(ckpt), "metrics": metrics}
         atomic_write_text(
-            RunLayout(run_dir(self.trainer)).test_metrics, json.dumps(payload, indent=2) + "\n"
+            RunLayout.for_reports(self.trainer).test_metrics, json.dumps(payload, indent=2) + "\n"
         )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
