@@ -5,8 +5,9 @@ has been decoded completely, so an existing ``<id>/`` with frames is always comp
 skips it (idempotent). Faces are not detected or cropped: ``size`` only resizes the whole frame.
 
 The face crops of ``hdf data extract --faces`` (:mod:`hdf_lightning.inference.face_extract`) use
-the same layout, folder names, staging folder and damaged-video check (:func:`clip_name`,
-:func:`list_videos`, :func:`staged_folder`, :func:`damaged_video_error`).
+the same layout, folder names, staging folder, damaged-video check and totals (:func:`clip_name`,
+:func:`list_videos`, :func:`staged_folder`, :func:`damaged_video_error`,
+:func:`extraction_totals`).
 
 The frames written are the frames that decode (:func:`~hdf_lightning.data.video.iter_video_frames`,
 the loop every reader of the package uses). A video that decodes to fewer frames than its container
@@ -52,6 +53,20 @@ class DamagedVideoError(CorruptClipError):
     def __init__(self, message: str, length: VideoLength) -> None:
         super().__init__(message)
         self.length = length
+
+
+def extraction_totals(videos: int) -> dict[str, Any]:
+    """The totals of an extraction over ``videos`` videos before any is done, as ``hdf data
+    extract`` prints them: ``videos``, ``extracted``, ``skipped`` (complete before), ``frames``
+    (written), ``failed`` ``{video: reason}`` and ``damaged`` ``{video: lengths}``."""
+    return {
+        "videos": videos,
+        "extracted": 0,
+        "skipped": 0,
+        "frames": 0,
+        "failed": {},
+        "damaged": {},
+    }
 
 
 def _is_complete(folder: Path) -> bool:
@@ -216,14 +231,7 @@ def extract_tree(
     """
     videos_dir, out_root = Path(videos_dir), Path(out_root)
     videos = list_videos(videos_dir)
-    result: dict[str, Any] = {
-        "videos": len(videos),
-        "extracted": 0,
-        "skipped": 0,
-        "frames": 0,
-        "failed": {},
-        "damaged": {},
-    }
+    result = extraction_totals(len(videos))
     for video in videos:
         out_dir = out_root / clip_name(video, pad_ids)
         if _is_complete(out_dir):

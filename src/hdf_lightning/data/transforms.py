@@ -484,7 +484,36 @@ class AugmentParams:
     hue: Tensor | None
 
 
-class ClipAugment(nn.Module):
+class _ClipTransform(nn.Module):
+    """What :class:`ClipAugment` and :class:`ClipEval` share: the output side ``size`` (``S``)
+    and the optional per-channel normalisation by ``mean`` and ``std`` (non-persistent buffers
+    ``(1, 3, 1, 1, 1)``, or None)."""
+
+    mean: Tensor | None
+    std: Tensor | None
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        if size < 1:
+            raise ValueError(f"expected size >= 1, got size={size}")
+        self.size = size
+
+    def _set_mean_std(
+        self, mean: tuple[float, float, float] | None, std: tuple[float, float, float] | None
+    ) -> None:
+        """Validate ``mean`` and ``std`` and keep them as buffers (None when both are None)."""
+        stats = _check_mean_std(mean, std)
+        self.register_buffer("mean", None if stats is None else stats[0], persistent=False)
+        self.register_buffer("std", None if stats is None else stats[1], persistent=False)
+
+    def _normalized(self, video: Tensor) -> Tensor:
+        """``video`` ``(B, 3, T, S, S)`` normalised by ``mean`` and ``std`` (as is without them)."""
+        if self.mean is not None and self.std is not None:
+            return normalize(video, self.mean, self.std)
+        return video
+
+
+class ClipAugment(_ClipTransform):
     """Training augmentation of clip batches, parameters drawn per clip, shared by its frames.
 
     Random resized crop (torchvision semantics) to ``size`` and horizontal flip are one
@@ -519,9 +548,6 @@ class ClipAugment(nn.Module):
         ``augment_clip``: uint8 ``(3, T, H, W)`` -> uint8 ``(3, T, S, S)``.
     """
 
-    mean: Tensor | None
-    std: Tensor | None
-
     def __init__(
         self,
         *,
@@ -534,9 +560,7 @@ class ClipAugment(nn.Module):
         mean: tuple[float, float, float] | None = None,
         std: tuple[float, float, float] | None = None,
     ) -> None:
-        super().__init__()
-        if size < 1:
-            raise ValueError(f"expected size >= 1, got size={size}")
+        super().__init__(size)
         if not 0 < scale[0] <= scale[1]:
             raise ValueError(f"expected 0 < scale[0] <= scale[1], got scale={scale}")
         if not 0 < ratio[0] <= ratio[1]:
@@ -547,15 +571,12 @@ class ClipAugment(nn.Module):
             raise ValueError(f"expected jitter >= 0, got jitter={jitter}")
         if not 0.0 <= hue <= 0.5:
             raise ValueError(f"expected 0 <= hue <= 0.5, got hue={hue}")
-        self.size = size
         self.scale = scale
         self.ratio = ratio
         self.flip_p = flip_p
         self.jitter = jitter
         self.hue = hue
-        stats = _check_mean_std(mean, std)
-        self.register_buffer("mean", None if stats is None else stats[0], persistent=False)
-        self.register_buffer("std", None if stats is None else stats[1], persistent=False)
+        self._set_mean_std(mean, std)
 
     def sample_params(
         self, batch: int, height: int, width: int, generator: torch.Generator | None = None
@@ -629,9 +650,7 @@ class ClipAugment(nn.Module):
             out = color_jitter(
                 out, params.brightness, params.contrast, params.saturation, params.hue
             )
-        if self.mean is not None and self.std is not None:
-            out = normalize(out, self.mean, self.std)
-        return out
+        return self._normalized(out)
 
     def _apply_clip(self, clip: Tensor, params: AugmentParams) -> Tensor:
         """:meth:`augment_clip` with given parameters (a batch of 1)."""
@@ -655,7 +674,7 @@ class ClipAugment(nn.Module):
         )
 
 
-class ClipEval(nn.Module):
+class ClipEval(_ClipTransform):
     """Evaluation transform: bilinear antialiased resize to ``size × size``, [0, 1], normalise.
 
     Args:
@@ -668,9 +687,6 @@ class ClipEval(nn.Module):
         -> float ``(B, 3, T, S, S)`` (resp. ``(3, T, S, S)``).
     """
 
-    mean: Tensor | None
-    std: Tensor | None
-
     def __init__(
         self,
         *,
@@ -678,13 +694,8 @@ class ClipEval(nn.Module):
         mean: tuple[float, float, float] | None = None,
         std: tuple[float, float, float] | None = None,
     ) -> None:
-        super().__init__()
-        if size < 1:
-            raise ValueError(f"expected size >= 1, got size={size}")
-        self.size = size
-        stats = _check_mean_std(mean, std)
-        self.register_buffer("mean", None if stats is None else stats[0], persistent=False)
-        self.register_buffer("std", None if stats is None else stats[1], persistent=False)
+        super().__init__(size)
+        self._set_mean_std(mean, std)
 
     def forward(self, video: Tensor) -> Tensor:
         """Resize and normalise a batch ``(B, 3, T, H, W)`` or a single clip ``(3, T, H, W)``."""
@@ -693,8 +704,7 @@ class ClipEval(nn.Module):
             out = resize_clip(batch.float(), self.size).mul_(1.0 / 255.0)
         else:
             out = resize_clip(to_float_clip(batch), self.size)
-        if self.mean is not None and self.std is not None:
-            out = normalize(out, self.mean, self.std)
+        out = self._normalized(out)
         return out.squeeze(0) if single else out
 
     def extra_repr(self) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -381,12 +381,34 @@ class FaceOptions:
         return self.max_gap if self.max_gap is not None else 2 * self.detect_every
 
 
-class StageClock(Protocol):
-    """Seconds spent per stage, added to by :class:`FaceCropper` (e.g. ``StageTimes``)."""
+@dataclass
+class StageClock:
+    """Seconds spent per stage of one video: :class:`FaceCropper` adds to ``decode``, ``detect``
+    and ``crop``; a subclass adds its last stage as a field (``StageTimes.model`` of
+    ``hdf predict``, ``ExtractTimes.write`` of ``hdf data extract --faces``)."""
 
-    decode: float
-    detect: float
-    crop: float
+    decode: float = 0.0
+    detect: float = 0.0
+    crop: float = 0.0
+
+    @classmethod
+    def stages(cls) -> tuple[str, ...]:
+        """The stages, in the order the outputs list them (the fields)."""
+        return tuple(f.name for f in fields(cls))
+
+    def add(self, other: StageClock) -> None:
+        """Add ``other``'s seconds stage by stage (``other`` of the same class)."""
+        for stage in self.stages():
+            setattr(self, stage, getattr(self, stage) + getattr(other, stage))
+
+    def to_dict(self) -> dict[str, float]:
+        """``{stage: seconds}`` rounded to 0.1 ms, as the outputs write them."""
+        return {stage: round(getattr(self, stage), 4) for stage in self.stages()}
+
+    @property
+    def total(self) -> float:
+        """Seconds over all stages."""
+        return sum(getattr(self, stage) for stage in self.stages())
 
 
 def _timed(iterator: Iterator[Any], times: StageClock) -> Iterator[Any]:

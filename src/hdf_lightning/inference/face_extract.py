@@ -43,13 +43,14 @@ from hdf_lightning.data.extract import (
     FRAME_PATTERN,
     clip_name,
     damaged_video_error,
+    extraction_totals,
     list_videos,
     staged_folder,
 )
 from hdf_lightning.data.face_crops import MANIFEST_NAME, FaceCropRecord
 from hdf_lightning.data.opencv import opencv
 from hdf_lightning.errors import ConfigError
-from hdf_lightning.inference.face import FaceCropper, FaceOptions, FaceTrack
+from hdf_lightning.inference.face import FaceCropper, FaceOptions, FaceTrack, StageClock
 from hdf_lightning.inference.progress import video_progress
 from hdf_lightning.inference.sources import InputError, VideoFile
 from hdf_lightning.io import atomic_write_text, check_writable
@@ -70,8 +71,6 @@ MANIFEST_FORMAT = "hdf face crops 1"
 
 MANIFEST_EVERY_S = 5.0
 """Seconds between rewrites of the manifest while clips finish."""
-
-STAGES = ("decode", "detect", "crop", "write")
 
 
 @dataclass
@@ -100,20 +99,15 @@ class FaceExtractOptions(FaceOptions):
 
 
 @dataclass
-class ExtractTimes:
-    """Seconds spent per stage (summed over clips, each clip's in one process)."""
+class ExtractTimes(StageClock):
+    """Seconds spent per stage: decoding, face detection, cropping and writing the JPEGs (summed
+    over clips, each clip's in one process)."""
 
-    decode: float = 0.0
-    detect: float = 0.0
-    crop: float = 0.0
     write: float = 0.0
 
-    def add(self, other: ExtractTimes) -> None:
-        for stage in STAGES:
-            setattr(self, stage, getattr(self, stage) + getattr(other, stage))
 
-    def to_dict(self) -> dict[str, float]:
-        return {stage: round(getattr(self, stage), 4) for stage in STAGES}
+STAGES = ExtractTimes.stages()
+"""``("decode", "detect", "crop", "write")``: the stages of :class:`ExtractTimes`."""
 
 
 @dataclass
@@ -415,10 +409,11 @@ def extract_faces(
     clips = _read_manifest(out, record, options.quality)
     done = {n for n, c in clips.items() if c.get("status") == "ok" and (out / n).is_dir()}
     clips = {n: clips[n] for n in done}
-    result: dict[str, Any] = {
-        "videos": len(videos), "extracted": 0, "skipped": 0, "frames": 0, "failed": {},
-        "damaged": {}, "face_crop": record.to_dict(), "manifest": str(out / MANIFEST_NAME),
-    }  # fmt: skip
+    result = {
+        **extraction_totals(len(videos)),
+        "face_crop": record.to_dict(),
+        "manifest": str(out / MANIFEST_NAME),
+    }
     root = videos_dir if recursive else None
     jobs = _plan(videos, out, done, result, pad_ids=pad_ids, root=root)
     manifest = out / MANIFEST_NAME

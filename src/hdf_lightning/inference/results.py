@@ -11,29 +11,22 @@ import numpy as np
 
 from hdf_lightning.data.face_crops import FaceCropRecord
 from hdf_lightning.data.video import VideoLength
-from hdf_lightning.inference.face import FaceTrack
+from hdf_lightning.inference.face import FaceTrack, StageClock
 from hdf_lightning.inference.windows import Window
 
 __all__ = ["STAGES", "StageTimes", "VideoResult", "WindowResult"]
 
-STAGES = ("decode", "detect", "crop", "model")
-
 
 @dataclass
-class StageTimes:
-    """Seconds spent per stage of one video."""
+class StageTimes(StageClock):
+    """Seconds spent per stage of one video by ``hdf predict``: decoding, face detection,
+    cropping and the model."""
 
-    decode: float = 0.0
-    detect: float = 0.0
-    crop: float = 0.0
     model: float = 0.0
 
-    def to_dict(self) -> dict[str, float]:
-        return {k: round(getattr(self, k), 4) for k in STAGES}
 
-    @property
-    def total(self) -> float:
-        return sum(getattr(self, k) for k in STAGES)
+STAGES = StageTimes.stages()
+"""``("decode", "detect", "crop", "model")``: the stages of :class:`StageTimes`."""
 
 
 @dataclass
