@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from cli_utils import REPO, TINY_NET, run_hdf, tiny_fit_args, tiny_synthetic_data
+from cli_utils import REPO, TINY_NET, run_console, run_hdf, tiny_fit_args, tiny_synthetic_data
 from hdf_lightning.cli import main
 from hdf_lightning.data.errors import DatasetNotFoundError
 
@@ -317,4 +318,81 @@ def test_data_synth_print_config_writes_a_yaml_that_config_runs(
     config = tmp_path / "synth.yaml"
     config.write_text(printed)
     assert main(["data", "synth", "--config", str(config)]) == 0
+    assert len(list((out / "Clip" / "clip_224x224").iterdir())) == 5
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["fit"],
+        ["test"],
+        ["predict", "clip.mp4"],
+        ["export"],
+        ["app"],
+        ["data", "synth"],
+        ["data", "verify"],
+        ["cv"],
+        ["cost"],
+    ],
+)
+def test_a_missing_config_file_is_one_line_naming_it(
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    missing = tmp_path / "missing.yaml"
+    code, err = run_console([*command, "--config", str(missing)], monkeypatch, capsys)
+    assert code == 2
+    assert err.splitlines() == [f"hdf: error: config file not found: {missing} (--config)"]
+
+
+@pytest.mark.parametrize(
+    ("content", "found"),
+    [("- a\n- b\n", "found a list"), ("", "found nothing"), ("just text\n", "found a str")],
+)
+@pytest.mark.parametrize("command", [["predict", "clip.mp4"], ["fit"], ["data", "synth"]])
+def test_a_config_that_is_not_a_mapping_is_one_line(
+    command: list[str],
+    content: str,
+    found: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = tmp_path / "options.yaml"
+    config.write_text(content)
+    code, err = run_console([*command, f"--config={config}"], monkeypatch, capsys)
+    assert code == 2
+    expected = f"--config {config}: expected a YAML mapping of options (name: value), {found}"
+    assert err.splitlines() == [f"hdf: error: {expected}"]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.mkdir(), "not a file (expected a YAML file of options)"),
+        (lambda p: p.write_text("a: [1\n"), "not valid YAML ("),
+        (lambda p: p.write_bytes(b"\xff\xfe\x00"), "not a text file (expected YAML)"),
+    ],
+)
+def test_a_config_that_is_no_yaml_file_is_one_line(
+    make: Callable[[Path], object],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = tmp_path / "options.yaml"
+    make(config)
+    code, err = run_console(["predict", "clip.mp4", "--config", str(config)], monkeypatch, capsys)
+    assert code == 2
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"hdf: error: --config {config}: {message}")
+
+
+def test_an_inline_config_mapping_is_left_to_the_parser(tmp_path: Path) -> None:
+    out = tmp_path / "synth"
+    inline = f'{{"out": "{out}", "num_subjects": 5, "clips_per_subject": 1, "image_size": 16}}'
+    assert main(["data", "synth", "--config", inline]) == 0
     assert len(list((out / "Clip" / "clip_224x224").iterdir())) == 5

@@ -15,10 +15,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from jsonargparse import ArgumentParser
 from pytorch_lightning import LightningDataModule
 
+from hdf_lightning.cli import config_options
 from hdf_lightning.data.extract import extract_tree
 from hdf_lightning.data.splits import DFEW_FOLDS
 from hdf_lightning.data.synthetic import SynthConfig, generate_dfew, generate_ferv39k
@@ -38,14 +38,15 @@ def _setup_logging() -> None:
 
 
 def config_section(config: str | Path | None, section: str) -> dict[str, Any] | None:
-    """The ``section`` (e.g. ``data``) of a fit-style YAML config, or None."""
+    """The ``section`` (e.g. ``data``) of a fit-style YAML config, or None.
+
+    Raises:
+        ConfigError: ``config`` gives no mapping of options (see
+            :func:`~hdf_lightning.cli.config_options`).
+    """
     if config is None:
         return None
-    path = Path(config)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path} (--config)")
-    content = yaml.safe_load(path.read_text()) or {}
-    value = content.get(section)
+    value = config_options(str(config)).get(section)
     return value if isinstance(value, dict) else None
 
 
