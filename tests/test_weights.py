@@ -167,6 +167,8 @@ def test_a_wrong_hash_is_refused_and_nothing_is_cached(
     message = str(exc.value)
     assert "\n" not in message
     assert f"{server.url}/r3d_18-b3b3357e.pth" in message and "b3b3357e" in message
+    digest = hashlib.sha256((folder / "r3d_18.pth").read_bytes()).hexdigest()
+    assert f'invalid hash value (expected "b3b3357e", got "{digest}")' in message
     assert "nothing was cached" in message
     assert _files(cache) == []
 

@@ -27,6 +27,7 @@ keeps weights beside its models:
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import logging
 import os
@@ -179,10 +180,11 @@ def fetch_weights(
 
     A file already at :meth:`PublishedWeights.cache_path` is used as it is (also one placed there
     by hand, for machines without network). Otherwise the file is downloaded with
-    ``torch.hub.download_url_to_file`` (its progress bar, its hash check where the file name
-    carries one) into a temporary folder beside the cache, read back as a state dict, and only
-    then moved into the cache: a refused hash, a cut download or a file that is no checkpoint
-    leaves nothing behind.
+    ``torch.hub.download_url_to_file`` (its progress bar) into a temporary folder beside the
+    cache, its SHA-256 compared with the prefix in the file name where it carries one
+    (:attr:`PublishedWeights.hash_prefix`), read back as a state dict, and only then moved into
+    the cache: a refused hash, a cut download or a file that is no checkpoint leaves nothing
+    behind.
 
     Args:
         weights: the table entry.
@@ -215,21 +217,21 @@ def fetch_weights(
         part = Path(folder) / cached.name
         log.info("%s: downloading the %s weights from %s to %s", network, name, url, cached)
         try:
-            torch.hub.download_url_to_file(url, str(part), weights.hash_prefix, progress=progress)
-        except RuntimeError as err:  # torch.hub's hash check; the partial file is already gone
-            if "hash" not in str(err):
-                raise
-            raise CheckpointError(
-                f"refused the {name} weights of {network} downloaded from {url}: "
-                f"{_reason(err)} for the SHA-256 prefix in the file name; nothing was cached. "
-                f"Download again, or check the mirror ({MIRROR_ENV})"
-            ) from None
+            torch.hub.download_url_to_file(url, str(part), None, progress=progress)
         except (OSError, http.client.HTTPException) as err:
             why = _reason(err, with_type=isinstance(err, http.client.HTTPException))
             raise CheckpointError(
                 f"cannot download the {name} weights of {network} ({weights.description}) from "
                 f"{url} ({why}). {instead}"
             ) from None
+        prefix = weights.hash_prefix
+        if prefix is not None and not (digest := sha256_of(part)).startswith(prefix):
+            raise CheckpointError(
+                f"refused the {name} weights of {network} downloaded from {url}: "
+                f'invalid hash value (expected "{prefix}", got "{digest}") for the SHA-256 prefix '
+                f"in the file name; nothing was cached. Download again, or check the mirror "
+                f"({MIRROR_ENV})"
+            )
         try:
             read_state_dict(part)
         except CheckpointError as err:
@@ -243,6 +245,15 @@ def fetch_weights(
         os.replace(part, cached)
     log.info("%s: %s weights (%s) cached at %s", network, name, weights.description, cached)
     return cached
+
+
+def sha256_of(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str:
+    """The SHA-256 hex digest of a file, read in chunks of ``chunk_bytes``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _reason(err: BaseException, *, with_type: bool = False) -> str:
