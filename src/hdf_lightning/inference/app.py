@@ -244,14 +244,23 @@ def build_app(predictor: Predictor, settings: AppSettings, workdir: Path) -> Any
     Returns:
         A ``gradio.Blocks``; ``.launch()`` serves it.
     """
-    import gradio as gr
+    run, cleanup = _handlers(predictor, settings, _Sessions(workdir))
+    return _page(predictor, _folder_videos(settings.folder), run, cleanup)
 
-    folder_videos = (
-        sorted(str(p) for p in settings.folder.rglob("*") if p.is_file() and is_video(p))
-        if settings.folder is not None
-        else []
-    )
-    sessions = _Sessions(workdir)
+
+def _folder_videos(folder: Path | None) -> list[str]:
+    """The videos under ``folder`` (any depth), sorted; none without a folder."""
+    if folder is None:
+        return []
+    return sorted(str(p) for p in folder.rglob("*") if p.is_file() and is_video(p))
+
+
+def _handlers(
+    predictor: Predictor, settings: AppSettings, sessions: _Sessions
+) -> tuple[Callable[..., tuple[Any, ...]], Callable[..., None]]:
+    """The page's handlers: ``run`` (the Analyse button: the page's outputs for the uploaded or
+    picked video) and ``cleanup`` (a tab closed: its session's files go)."""
+    import gradio as gr
 
     def run(
         upload: str | None,
@@ -288,6 +297,18 @@ def build_app(predictor: Predictor, settings: AppSettings, workdir: Path) -> Any
     # typing cannot resolve, so the handlers get the objects themselves.
     run.__annotations__.update(request=gr.Request, progress=gr.Progress)
     cleanup.__annotations__.update(request=gr.Request)
+    return run, cleanup
+
+
+def _page(
+    predictor: Predictor,
+    folder_videos: list[str],
+    run: Callable[..., tuple[Any, ...]],
+    cleanup: Callable[..., None],
+) -> Any:
+    """The page's layout (model card, inputs, outputs), its button wired to ``run`` and its
+    tabs' closing to ``cleanup``."""
+    import gradio as gr
 
     with gr.Blocks(title="hdf app", delete_cache=(600, 3600)) as page:
         gr.Markdown("# What the model sees\nUpload a face video (or pick one) and press Analyse.")

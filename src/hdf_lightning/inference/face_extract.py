@@ -362,6 +362,50 @@ def _count(clip: ClipResult, result: dict[str, Any]) -> None:
         result["failed"][clip.video] = clip.message
 
 
+def _done_clips(out: Path, record: FaceCropRecord, quality: int) -> dict[str, Any]:
+    """The manifest entries of the clips a previous run into ``out`` wrote completely (status
+    ``ok``, folder present); see :func:`_read_manifest` for what it refuses."""
+    clips = _read_manifest(out, record, quality)
+    return {n: c for n, c in clips.items() if c.get("status") == "ok" and (out / n).is_dir()}
+
+
+def _crop_all(
+    jobs: list[tuple[Path, Path, str]],
+    options: FaceExtractOptions,
+    workers: int,
+    clips: dict[str, Any],
+    result: dict[str, Any],
+    save_manifest: Callable[[], None],
+    progress: bool | None,
+    on_result: Callable[[ClipResult], None] | None,
+) -> ExtractTimes:
+    """Crop the planned videos (``jobs`` of :func:`_plan`) and return the seconds per stage.
+
+    Each finished video goes into ``clips`` (the manifest's entries), into the totals
+    ``result`` and to ``on_result``. The manifest is saved before the first video, every
+    :data:`MANIFEST_EVERY_S` seconds and at the end, also when a video raises.
+    """
+    save_manifest()
+    times = ExtractTimes()
+    written = time.monotonic()
+    try:
+        with video_progress("face crops", progress) as bar:
+            task = bar.add_task("extract", total=len(jobs))
+            for clip in _results(jobs, options, workers):
+                bar.advance(task)
+                times.add(clip.times)
+                clips[clip.clip] = clip.manifest_entry()
+                _count(clip, result)
+                if on_result is not None:
+                    on_result(clip)
+                if time.monotonic() - written > MANIFEST_EVERY_S:
+                    save_manifest()
+                    written = time.monotonic()
+    finally:
+        save_manifest()
+    return times
+
+
 def extract_faces(
     videos_dir: str | Path,
     out_root: str | Path,
@@ -404,37 +448,20 @@ def extract_faces(
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     videos = list_videos(videos_dir, recursive)
     check_writable(out, "--out")
-    cropper = FaceCropper(options)  # refuses an unknown detector before any work
-    record = cropper.record(options.size)
-    clips = _read_manifest(out, record, options.quality)
-    done = {n for n, c in clips.items() if c.get("status") == "ok" and (out / n).is_dir()}
-    clips = {n: clips[n] for n in done}
+    record = FaceCropper(options).record(options.size)  # refuses an unknown detector early
+    clips = _done_clips(out, record, options.quality)
     result = {
         **extraction_totals(len(videos)),
         "face_crop": record.to_dict(),
         "manifest": str(out / MANIFEST_NAME),
     }
     root = videos_dir if recursive else None
-    jobs = _plan(videos, out, done, result, pad_ids=pad_ids, root=root)
-    manifest = out / MANIFEST_NAME
-    atomic_write_text(manifest, _manifest_text(record, options, videos_dir, clips))
-    times = ExtractTimes()
-    written = time.monotonic()
-    try:
-        with video_progress("face crops", progress) as bar:
-            task = bar.add_task("extract", total=len(jobs))
-            for clip in _results(jobs, options, workers):
-                bar.advance(task)
-                times.add(clip.times)
-                clips[clip.clip] = clip.manifest_entry()
-                _count(clip, result)
-                if on_result is not None:
-                    on_result(clip)
-                if time.monotonic() - written > MANIFEST_EVERY_S:
-                    atomic_write_text(manifest, _manifest_text(record, options, videos_dir, clips))
-                    written = time.monotonic()
-    finally:
-        atomic_write_text(manifest, _manifest_text(record, options, videos_dir, clips))
+    jobs = _plan(videos, out, set(clips), result, pad_ids=pad_ids, root=root)
+
+    def save_manifest() -> None:
+        atomic_write_text(out / MANIFEST_NAME, _manifest_text(record, options, videos_dir, clips))
+
+    times = _crop_all(jobs, options, workers, clips, result, save_manifest, progress, on_result)
     result["timing_s"] = times.to_dict()
     result["wall_s"] = round(time.perf_counter() - start, 4)
     log.info(
