@@ -19,15 +19,17 @@ import contextlib
 import copy
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
+from pytorch_lightning.core.optimizer import LightningOptimizer
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LRScheduler
 
 from hdf_lightning.checkpoints import module_nonfinite
 from hdf_lightning.data.classes import CLASS_NAMES
@@ -47,6 +49,11 @@ def sam_accumulation_error(accumulate_grad_batches: int) -> ValueError:
         f"accumulate_grad_batches={accumulate_grad_batches} cannot be combined with sam=true. "
         "Use a larger batch (or more devices) instead, or set --model.sam false."
     )
+
+
+def _loss_weights(out: LossOutput) -> dict[str, Tensor]:
+    """The loss weights (``lambda_*`` parts) a weighted loss applied."""
+    return {k: v for k, v in out.parts.items() if k.startswith("lambda_")}
 
 
 def default_optimizer(params: Any) -> torch.optim.Optimizer:
@@ -213,77 +220,124 @@ class HDFClassifier(pl.LightningModule):
         have no weights, such as cross-entropy, take one backward pass).
         """
         x, y = batch["video"], batch["label"]
-        opt = self.optimizers()
-        scheduler = self.lr_schedulers()
-        if isinstance(opt, list) or scheduler is None or isinstance(scheduler, list):
-            raise RuntimeError("HDFClassifier expects exactly one optimizer and one scheduler")
-        observe = getattr(self.loss, "observe_grad_norm", None)
-
+        opt, scheduler = self._optimizer_and_scheduler()
         logits, feature = self(x)
         unweighted = self._loss(logits, feature, y, weighted=False, g=None)
         parts = dict(unweighted.parts)
         scale = self._grad_scale()
+        g, weights = self._first_backward(opt, logits, feature, y, unweighted, scale)
+        parts.update(weights)
+        if self._gradient_finite(g, unweighted.loss, scale):
+            if self._sam is not None:
+                parts.update(self._sam_second_pass(opt, x, y, g))
+            observe = self._grad_norm_observer()
+            if observe is not None:
+                observe(g)
+        opt.step()  # un-scales, calls on_before_optimizer_step (clipping), steps
+        opt.zero_grad()
+        scheduler.step()
+        self._log_training_step(opt, logits, y, unweighted.loss, parts, g)
+        return unweighted.loss.detach()
+
+    def _optimizer_and_scheduler(self) -> tuple[LightningOptimizer, LRScheduler]:
+        """The one optimizer (Lightning's wrapper of the base optimizer) and its scheduler."""
+        opt = self.optimizers()
+        scheduler = self.lr_schedulers()
+        if isinstance(opt, list) or scheduler is None or isinstance(scheduler, list):
+            raise RuntimeError("HDFClassifier expects exactly one optimizer and one scheduler")
+        return opt, scheduler
+
+    def _grad_norm_observer(self) -> Callable[[Tensor], Any] | None:
+        """The loss's ``observe_grad_norm`` (DSM's weights follow the last g), or None."""
+        observe = getattr(self.loss, "observe_grad_norm", None)
+        return observe if callable(observe) else None
+
+    def _first_backward(
+        self,
+        opt: LightningOptimizer,
+        logits: Tensor,
+        feature: Tensor,
+        labels: Tensor,
+        unweighted: LossOutput,
+        scale: float,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The backward pass(es) at w: the gradient norm g (un-scaled, detached) of the
+        unweighted loss, and the loss weights ``lambda_*`` the gradients now hold (none under
+        SAM, whose update comes from :meth:`_sam_second_pass`)."""
         if self._sam is not None:
             with self._first_pass_sync():
                 self.manual_backward(unweighted.loss)
             g = (self._sam.first_step() / scale).detach()  # e is scale-invariant; g is not
-        elif callable(observe):
-            # g of this batch from the unweighted sum, then the update from the weighted loss
-            # (the weights come from the previous step's g, see DSM.observe_grad_norm).
-            weighted = self._loss(logits, feature, y, weighted=True, g=None)
-            self.manual_backward(unweighted.loss, retain_graph=True)
-            g = (gradient_norm(self.net.parameters()) / scale).detach()
-            opt.zero_grad()
-            self.manual_backward(weighted.loss)
-            parts.update({k: v for k, v in weighted.parts.items() if k.startswith("lambda_")})
-        else:
+            return g, {}
+        if self._grad_norm_observer() is None:
             self.manual_backward(unweighted.loss)
-            g = (gradient_norm(self.net.parameters()) / scale).detach()
+            return (gradient_norm(self.net.parameters()) / scale).detach(), {}
+        # g of this batch from the unweighted sum, then the update from the weighted loss
+        # (the weights come from the previous step's g, see DSM.observe_grad_norm).
+        weighted = self._loss(logits, feature, labels, weighted=True, g=None)
+        self.manual_backward(unweighted.loss, retain_graph=True)
+        g = (gradient_norm(self.net.parameters()) / scale).detach()
+        opt.zero_grad()
+        self.manual_backward(weighted.loss)
+        return g, _loss_weights(weighted)
+
+    def _gradient_finite(self, g: Tensor, loss: Tensor, scale: float) -> bool:
+        """Whether the gradient norm g is finite. In full precision a non-finite g raises; under
+        16-bit loss scaling it is an overflow: the step is counted as skipped (the scaler skips
+        it and lowers the scale).
+
+        Raises:
+            FloatingPointError: g is not finite and no loss scaling explains it (diverged).
+        """
         finite = bool(torch.isfinite(g))
         if not finite and scale == 1.0:
             raise FloatingPointError(
                 f"non-finite gradient norm ({g.item()}) at step {self.global_step} "
-                f"(loss {unweighted.loss.item():.4g}); training diverged. Lower the learning "
+                f"(loss {loss.item():.4g}); training diverged. Lower the learning "
                 "rate or sam_rho, or check the input data."
             )
-        if finite:
-            if self._sam is not None:
-                # Second pass at w + e; its gradient (at the perturbed weights) updates w.
-                opt.zero_grad()
-                with frozen_bn_stats(self.net):
-                    logits2, feature2 = self(x)
-                    second = self._loss(logits2, feature2, y, weighted=True, g=g)
-                    self.manual_backward(second.loss)
-                self._sam.restore()
-                self.log("train/loss_perturbed", second.loss.detach(), on_step=True, on_epoch=False)
-                # the weights the update applied (the first pass is the unweighted sum)
-                parts.update({k: v for k, v in second.parts.items() if k.startswith("lambda_")})
-            if callable(observe):
-                observe(g)
-        else:
-            # 16-mixed overflow: the scaler skips the step below and lowers the scale.
+        if not finite:
             self.skipped_steps += 1
             log.warning("non-finite gradients at step %d: step skipped", self.global_step)
-        opt.step()  # un-scales, calls on_before_optimizer_step (clipping), steps
-        opt.zero_grad()
-        scheduler.step()
+        return finite
 
-        bs = y.shape[0]
-        self._metrics("train").update(logits.detach(), y)
+    def _sam_second_pass(
+        self, opt: LightningOptimizer, x: Tensor, labels: Tensor, g: Tensor
+    ) -> dict[str, Tensor]:
+        """SAM's second pass at w + e, BatchNorm statistics frozen: its gradient (at the
+        perturbed weights) is left to update w, and w is restored. Returns the loss weights
+        ``lambda_*`` the update applied (the first pass is the unweighted sum)."""
+        assert self._sam is not None
+        opt.zero_grad()
+        with frozen_bn_stats(self.net):
+            logits, feature = self(x)
+            second = self._loss(logits, feature, labels, weighted=True, g=g)
+            self.manual_backward(second.loss)
+        self._sam.restore()
+        self.log("train/loss_perturbed", second.loss.detach(), on_step=True, on_epoch=False)
+        return _loss_weights(second)
+
+    def _log_training_step(
+        self,
+        opt: LightningOptimizer,
+        logits: Tensor,
+        labels: Tensor,
+        loss: Tensor,
+        parts: dict[str, Tensor],
+        g: Tensor,
+    ) -> None:
+        """Train metrics and logs of the first pass: loss, its parts and the loss weights,
+        gradient norm, learning rate and the count of skipped steps."""
+        bs = labels.shape[0]
+        self._metrics("train").update(logits.detach(), labels)
         self.log(
-            "train/loss",
-            unweighted.loss.detach(),
-            on_step=True,
-            on_epoch=True,
-            batch_size=bs,
-            prog_bar=True,
+            "train/loss", loss.detach(), on_step=True, on_epoch=True, batch_size=bs, prog_bar=True
         )
         for name, value in parts.items():
             self.log(f"train/{name}", value, on_step=True, on_epoch=False, batch_size=bs)
         self.log("train/grad_norm", g, on_step=True, on_epoch=False, batch_size=bs)
         self.log("train/lr", opt.param_groups[0]["lr"], on_step=True, on_epoch=False, batch_size=bs)
         self.log("train/skipped_steps", float(self.skipped_steps), on_step=True, on_epoch=False)
-        return unweighted.loss.detach()
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Clip the update's gradient norm (``grad_clip_norm``); gradients are un-scaled here."""
