@@ -13,6 +13,7 @@ import yaml
 from cli_utils import REPO, TINY_NET, run_console, run_hdf, tiny_fit_args, tiny_synthetic_data
 from hdf_lightning.cli import main
 from hdf_lightning.data.errors import DatasetNotFoundError
+from hdf_lightning.data.transforms import ClipAugment
 
 
 def test_help_lists_trainer_and_extra_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -277,7 +278,9 @@ def test_fit_on_a_csv_of_frame_folders_and_video_files(tmp_path: Path) -> None:
         ]
     )
     assert cli.datamodule.augment and cli.datamodule.augment_on == "loader"
-    assert cli.datamodule.datasets["train"].transform is not None
+    transform = cli.datamodule.datasets["train"].transform  # the workers' per-clip augmentation
+    assert isinstance(getattr(transform, "__self__", None), ClipAugment)
+    assert transform.__name__ == "augment_clip"
     assert cli.model.num_classes == 3 and list(cli.model.class_names) == classes
     assert cli.trainer.global_step == 3  # 9 training clips, batch 3
     kinds = {r.kind for r in cli.datamodule.split_records("train")}
