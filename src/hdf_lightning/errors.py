@@ -5,10 +5,13 @@ The ``hdf`` console command prints a :class:`UserError` as one paragraph
 is a bug and keeps its traceback. ``HDF_DEBUG=1`` shows the traceback of user errors too.
 
 Every message names what is wrong (the option, the file, the clip and split-file line), what was
-found and what to do. This module imports nothing, so every floor of the package can raise these.
+found and what to do. This module imports only ``sys``, so every floor of the package can raise
+these.
 """
 
 from __future__ import annotations
+
+import sys
 
 USER_ERROR_EXIT = 2
 """Exit code of ``hdf`` for a user error (argparse's code for bad arguments)."""
@@ -31,6 +34,16 @@ class CheckpointError(UserError, ValueError):
 
 class RunFolderError(UserError, OSError):
     """The output folder cannot be written, or already holds another run's checkpoints."""
+
+
+def command_error(command: str, message: object) -> int:
+    """Print ``hdf <command>: error: <message>`` on stderr and return :data:`USER_ERROR_EXIT`.
+
+    For the commands that end a user error themselves (``hdf predict``, ``export``, ``app``:
+    their exit code is part of their interface, also when called through ``main(args)``).
+    """
+    print(f"hdf {command}: error: {message}", file=sys.stderr)
+    return USER_ERROR_EXIT
 
 
 def _cause_chain(err: BaseException) -> list[BaseException]:

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from hdf_lightning.checkpoints import module_nonfinite
 from hdf_lightning.errors import RunFolderError
+from hdf_lightning.io import atomic_path
 from hdf_lightning.lit.lightning_private import fit_train_loaders, restart_train_iterator
 from hdf_lightning.run_folder import RunLayout
 
@@ -195,10 +196,11 @@ class InterruptCheckpoint(pl.Callback):
             log.error("SIGTERM: no checkpoint written, the weights are not finite (first: %s)", bad)
             return
         path = self.path(trainer)
-        tmp = path.with_name(f".{path.name}.tmp")
-        trainer.save_checkpoint(tmp)
-        if trainer.is_global_zero:
-            os.replace(tmp, path)
+        if trainer.is_global_zero:  # only rank 0 writes; every rank takes part in the call
+            with atomic_path(path) as tmp:
+                trainer.save_checkpoint(tmp)
+        else:
+            trainer.save_checkpoint(path)
         exception.checkpoint_path = str(path)  # type: ignore[attr-defined]
         exception.global_step = trainer.global_step  # type: ignore[attr-defined]
 

@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import logging
-import statistics
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from hdf_lightning.data.splits import check_dfew_fold
 from hdf_lightning.evaluation.cost import format_cost, measure_cost
+from hdf_lightning.evaluation.stats import mean_std
 from hdf_lightning.faults import RunLock, launched_as_secondary_rank
 from hdf_lightning.io import atomic_write_text
 from hdf_lightning.lit.lightning_cli import HDFCLI, configure_wandb_mode, make_cli
@@ -88,9 +88,8 @@ def run_fold(config: str, fold: int, out: Path, overrides: Sequence[str] = ()) -
     return result
 
 
-def _mean_std(values: Sequence[float]) -> str:
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
+def _percent_mean_std(values: Sequence[float]) -> str:
+    mean, std = mean_std(values)
     return f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
@@ -110,7 +109,7 @@ def cv_table(results: Sequence[dict[str, Any]]) -> str:
             f"{100 * la['war']:.2f} | {100 * la['uar']:.2f} |"
         )
     cols = [[r[k][m] for r in results] for k in ("best", "last") for m in ("war", "uar")]
-    lines.append("| mean ± std | " + " | ".join(_mean_std(c) for c in cols) + " |")
+    lines.append("| mean ± std | " + " | ".join(_percent_mean_std(c) for c in cols) + " |")
     return "\n".join(lines)
 
 

@@ -24,7 +24,6 @@ import html
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from typing import Any, cast
 import numpy as np
 
 from hdf_lightning.data.video import VIDEO_EXTENSIONS, is_video
+from hdf_lightning.errors import command_error
 from hdf_lightning.inference.checkpoint import LoadedModel
 from hdf_lightning.inference.options import PredictOptions
 from hdf_lightning.inference.predict import Predictor
@@ -447,11 +447,7 @@ def app_main(argv: list[str]) -> int:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        print(
-            "hdf app: error: the page needs Gradio: pip install 'hdf-lightning[app]'",
-            file=sys.stderr,
-        )
-        return 2
+        return command_error("app", "the page needs Gradio: pip install 'hdf-lightning[app]'")
     from hdf_lightning.inference.checkpoint import CheckpointError
     from hdf_lightning.inference.options import FIT_CONFIG, options_from
     from hdf_lightning.inference.predict import build_predictor
@@ -460,12 +456,10 @@ def app_main(argv: list[str]) -> int:
         options = options_from(PredictOptions, cfg)
         predictor = build_predictor(cfg.ckpt_path, cfg[FIT_CONFIG], options, cfg.threads)
     except (CheckpointError, ValueError, FileNotFoundError) as err:
-        print(f"hdf app: error: {err}", file=sys.stderr)
-        return 2
+        return command_error("app", err)
     settings = options_from(AppSettings, cfg)
     if settings.folder is not None and not settings.folder.is_dir():
-        print(f"hdf app: error: no such folder: {settings.folder} (--folder)", file=sys.stderr)
-        return 2
+        return command_error("app", f"no such folder: {settings.folder} (--folder)")
     with serve(predictor, settings) as (_, url):
         print(f"hdf app: serving {predictor.model.path} at {url} (Ctrl-C stops it)", flush=True)
         try:

@@ -14,7 +14,6 @@ import inspect
 import io
 import json
 import logging
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hdf_lightning.errors import RunFolderError
+from hdf_lightning.errors import RunFolderError, command_error
 from hdf_lightning.inference.checkpoint import CheckpointError, LoadedModel, load_model
 from hdf_lightning.inference.options import FIT_CONFIG, command_parser
 from hdf_lightning.io import atomic_path, atomic_write_text, check_writable
@@ -227,8 +226,7 @@ def export_main(argv: list[str]) -> int:
         kwargs = {name: cfg[name] for name in _export_parameters()}
         results = export_model(model, cfg.out, **kwargs)
     except (CheckpointError, RunFolderError, ValueError) as err:
-        print(f"hdf export: error: {err}", file=sys.stderr)
-        return 2
+        return command_error("export", err)
     status = 0
     pre = model.preprocessing
     print(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hdf_lightning.data.video import VideoLength
-from hdf_lightning.errors import RunFolderError
+from hdf_lightning.errors import RunFolderError, command_error
 from hdf_lightning.inference.checkpoint import CheckpointError
 from hdf_lightning.inference.options import (
     FIT_CONFIG,
@@ -93,11 +93,6 @@ def _parser() -> Any:
     return parser
 
 
-def _error(message: str) -> int:
-    print(f"hdf predict: error: {message}", file=sys.stderr)
-    return 2
-
-
 def predict_main(argv: list[str]) -> int:
     """``hdf predict VIDEO_OR_FOLDER ... --ckpt_path CKPT [--out DIR]``; returns the exit code.
 
@@ -109,7 +104,7 @@ def predict_main(argv: list[str]) -> int:
     try:
         options, devices, predictor = _setup(cfg)
     except (CheckpointError, RunFolderError, ValueError, FileNotFoundError) as err:
-        return _error(str(err))
+        return command_error("predict", err)
     mismatch = predictor.crop_mismatch()
     if mismatch is not None:
         print(f"WARN {mismatch}", file=sys.stderr)
