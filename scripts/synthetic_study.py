@@ -24,10 +24,10 @@ random init instead (plain X3D + SAM then collapses to one class, see
 ``docs/synthetic_study.md``).
 
 Every training runs in its own ``hdf fit`` / ``hdf test`` subprocess; a run whose ``result.json``
-exists is skipped, and an interrupted fit resumes from its ``last.ckpt``. Results go to
-``<out>/synthetic_study.md`` (the tables and the command line), ``<out>/synthetic_study.csv``
-(per run) and ``<out>/synthetic_study_intervals.csv``, all written atomically; ``--report-only``
-rebuilds them from the run folders' ``result.json`` alone.
+exists is skipped, and an interrupted fit resumes from its checkpoint
+(``RunLayout.resume_candidate``). Results go to ``<out>/synthetic_study.md`` (the tables and the
+command line), ``<out>/synthetic_study.csv`` (per run) and ``<out>/synthetic_study_intervals.csv``,
+all written atomically; ``--report-only`` rebuilds them from the run folders' ``result.json`` alone.
 
     python scripts/synthetic_study.py --out runs/synthetic_study
     python scripts/synthetic_study.py --dry-run                      # print the commands only
@@ -65,6 +65,7 @@ from hdf_lightning.evaluation.metrics import uar_war_from_predictions
 from hdf_lightning.evaluation.stats import Interval, crossed_interval, mean_std, seed_interval
 from hdf_lightning.inference.checkpoint import network_weights, read_checkpoint
 from hdf_lightning.io import atomic_path, atomic_write_text
+from hdf_lightning.run_folder import RunLayout
 
 log = logging.getLogger("synthetic_study")
 
@@ -246,9 +247,9 @@ def common_args(run: Run, settings: Settings) -> list[str]:
 
 
 def fit_command(run: Run, settings: Settings) -> list[str]:
-    """``hdf fit``, resuming from ``checkpoints/last.ckpt`` when an interrupted fit left one."""
-    last = run.run_dir / "checkpoints" / "last.ckpt"
-    resume = [f"--ckpt_path={last}"] if last.is_file() else []
+    """``hdf fit``, resuming as ``hdf cv`` does when an interrupted fit left a checkpoint."""
+    last = RunLayout(run.run_dir).resume_candidate()
+    resume = [f"--ckpt_path={last}"] if last is not None else []
     return [*hdf_command(), "fit", *common_args(run, settings), *resume]
 
 
@@ -258,7 +259,7 @@ def test_command(run: Run, settings: Settings) -> list[str]:
         *hdf_command(),
         "test",
         *common_args(run, settings),
-        f"--ckpt_path={run.run_dir / 'checkpoints' / 'best.ckpt'}",
+        f"--ckpt_path={RunLayout(run.run_dir).best}",
         "--trainer.callbacks+=hdf_lightning.callbacks.EvalPredictionWriter",
     ]
 
@@ -292,7 +293,7 @@ def ensure_backbone(out: Path, settings: Settings) -> Path:
         return target
     run = pretrain_run(out)
     run_logged(fit_command(run, settings), run.run_dir / "fit.log")
-    count = save_backbone(run.run_dir / "checkpoints" / "best.ckpt", target)
+    count = save_backbone(RunLayout(run.run_dir).best, target)
     log.info("pretrained backbone: %d tensors in %s", count, target)
     return target
 
