@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,6 +10,7 @@ import torch
 
 from hdf_lightning.checkpoints import compare_state_dicts
 from hdf_lightning.run_folder import RunLayout, config_filename, find_run_config
+from import_utils import loaded_modules
 
 
 def _touch(path: Path, mtime_ns: int) -> Path:
@@ -78,12 +77,7 @@ def test_compare_state_dicts_names_missing_unknown_and_reshaped_tensors() -> Non
 
 
 def test_run_folder_loads_neither_torch_nor_lightning() -> None:
-    code = (
-        "import sys; import hdf_lightning.run_folder; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('torch', 'pytorch_lightning', 'lightning')))"
+    loaded, _ = loaded_modules(
+        "import hdf_lightning.run_folder", ("torch", "pytorch_lightning", "lightning")
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert out.stdout.strip() == "[]", out.stdout
+    assert loaded == []
