@@ -19,10 +19,10 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-from hdf_lightning.errors import INTERRUPTED_EXIT, USER_ERROR_EXIT, ConfigError, UserError
+from hdf_lightning.errors import INTERRUPTED_EXIT, USER_ERROR_EXIT, UserError
+from hdf_lightning.io import CONFIG_FLAG, config_options
 from hdf_lightning.usage import TOP_LEVEL_HELP
 
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
@@ -37,9 +37,6 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
 when the command runs, so that ``hdf --help`` loads neither torch nor Lightning."""
 
 HELP_FLAGS = ("-h", "--help")
-
-CONFIG_FLAG = "--config"
-"""The option of every ``hdf`` command that reads its options from a YAML file."""
 
 DEBUG_ENV = "HDF_DEBUG"
 """Environment variable: set to 1 to see the traceback of user errors."""
@@ -152,48 +149,6 @@ def config_values(argv: Sequence[str]) -> list[str]:
         elif arg == CONFIG_FLAG and i + 1 < len(argv):
             values.append(argv[i + 1])
     return values
-
-
-def config_options(value: str) -> dict[str, Any]:
-    """The options a ``--config`` value gives: the mapping in the YAML file ``value``, or
-    ``value`` itself when it is not a path but a YAML (or JSON) mapping written inline.
-
-    Raises:
-        ConfigError: one line naming the file and what a config file must be: missing, not a
-            file, unreadable, not valid YAML, or not a mapping of options.
-    """
-    import yaml
-
-    path = Path(value)
-    if not path.exists():
-        try:
-            inline = yaml.safe_load(value)
-        except yaml.YAMLError:
-            inline = None
-        if isinstance(inline, dict):
-            return inline
-        raise ConfigError(f"config file not found: {path} ({CONFIG_FLAG})")
-    if not path.is_file():
-        raise ConfigError(f"{CONFIG_FLAG} {path}: not a file (expected a YAML file of options)")
-    try:
-        content = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(
-            f"{CONFIG_FLAG} {path}: cannot be read ({err.strerror or type(err).__name__})"
-        ) from err
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{CONFIG_FLAG} {path}: not a text file (expected YAML)") from err
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or type(err).__name__
-        raise ConfigError(f"{CONFIG_FLAG} {path}: not valid YAML ({problem}{where})") from err
-    if not isinstance(content, dict):
-        found = "nothing" if content is None else f"a {type(content).__name__}"
-        raise ConfigError(
-            f"{CONFIG_FLAG} {path}: expected a YAML mapping of options (name: value), found {found}"
-        )
-    return content
 
 
 def check_config_files(argv: Sequence[str]) -> None:

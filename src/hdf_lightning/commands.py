@@ -18,7 +18,6 @@ from typing import Any, Literal
 from jsonargparse import ArgumentParser
 from pytorch_lightning import LightningDataModule
 
-from hdf_lightning.cli import config_options
 from hdf_lightning.data.extract import extract_tree
 from hdf_lightning.data.splits import DFEW_FOLDS
 from hdf_lightning.data.synthetic import SynthConfig, generate_dfew, generate_ferv39k
@@ -27,6 +26,7 @@ from hdf_lightning.errors import ConfigError, instantiation_error
 from hdf_lightning.inference.face import FaceOptions
 from hdf_lightning.inference.face_extract import FaceExtractOptions, extract_faces
 from hdf_lightning.inference.options import add_options, command_parser, options_from
+from hdf_lightning.io import config_options
 from hdf_lightning.runners import cost_from_config, run_cross_validation
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def config_section(config: str | Path | None, section: str) -> dict[str, Any] | 
 
     Raises:
         ConfigError: ``config`` gives no mapping of options (see
-            :func:`~hdf_lightning.cli.config_options`).
+            :func:`~hdf_lightning.io.config_options`).
     """
     if config is None:
         return None

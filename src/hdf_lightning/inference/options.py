@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hdf_lightning.errors import ConfigError
 from hdf_lightning.inference.face import FaceOptions
 from hdf_lightning.inference.windows import parse_span
+from hdf_lightning.io import config_options
 
 __all__ = [
     "FIT_CONFIG",
@@ -125,13 +127,11 @@ def _options_or_fit_config() -> type:
 
 
 def _is_fit_config(value: Any) -> bool:
-    import yaml
-
+    """Whether ``value`` is a YAML file of a fit config (a mapping with a ``model`` key)."""
     path = Path(str(value))
     if not path.is_file():
         return False
     try:
-        content = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        return "model" in config_options(str(path))
+    except ConfigError:
         return False
-    return isinstance(content, dict) and "model" in content
