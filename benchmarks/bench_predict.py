@@ -35,6 +35,7 @@ from hdf_lightning.data.video import write_video
 from hdf_lightning.inference.checkpoint import load_model
 from hdf_lightning.inference.options import PredictOptions
 from hdf_lightning.inference.predict import Predictor
+from hdf_lightning.inference.results import STAGES
 from hdf_lightning.inference.sources import open_source
 from hdf_lightning.models import HDFNet
 
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"model: HDFNet 16x112 (paper size), {torch.get_num_threads()} torch threads")
     print(f"{'stage':<8} {'seconds':>8} {'share':>7}")
-    for stage in ("decode", "detect", "crop", "model"):
+    for stage in STAGES:
         value = getattr(t, stage)
         print(f"{stage:<8} {value:8.2f} {value / result.wall:7.1%}")
     other = result.wall - t.total

@@ -30,9 +30,8 @@ import torch
 from bench_predict import benchmark_video, paper_checkpoint
 from hdf_lightning.inference.options import PredictOptions
 from hdf_lightning.inference.predict import build_predictor
+from hdf_lightning.inference.results import STAGES
 from hdf_lightning.inference.runner import Job, run_jobs
-
-STAGES = ("decode", "detect", "crop", "model")
 
 
 def main(argv: list[str] | None = None) -> int:
